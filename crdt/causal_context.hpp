@@ -1,0 +1,229 @@
+// CausalContext: the set of dots a replica has seen, as a compact version vector plus a
+// "dot cloud" of dots past each replica's contiguous prefix. Value type; not thread-safe.
+// Under causal delivery the cloud stays empty; it only fills while deltas arrive out of
+// order, and insert/join compact it back into the vector as gaps close.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
+
+#include "crdt/dot.hpp"
+
+namespace deltacrdt {
+
+class CausalContext {
+ public:
+  CausalContext() = default;
+
+  bool contains(const Dot& d) const {
+    if (d.counter == 0) return true;  // counter 0 is "no event": trivially seen
+    if (auto it = vv_.find(d.replica); it != vv_.end() && d.counter <= it->second) return true;
+    return !cloud_.empty() && cloud_.contains(d);
+  }
+
+  // Highest contiguous counter seen from `r` (0 when none).
+  std::uint64_t max_contiguous(ReplicaId r) const {
+    auto it = vv_.find(r);
+    return it == vv_.end() ? 0 : it->second;
+  }
+
+  // The next dot replica `r` issues. A replica's own dots are always contiguous locally,
+  // so the prefix is enough; a cloud dot of `r` past it would mean `r`'s id was reused.
+  Dot next_dot(ReplicaId r) const { return Dot{r, max_contiguous(r) + 1}; }
+
+  // Issues and records the next dot of `r`.
+  Dot make_dot(ReplicaId r) {
+    const Dot d = next_dot(r);
+    vv_[r] = d.counter;
+    compact_replica(r);
+    return d;
+  }
+
+  void insert(const Dot& d) {
+    if (contains(d)) return;
+    auto& top = vv_[d.replica];
+    if (d.counter == top + 1) {
+      top = d.counter;
+      compact_replica(d.replica);
+    } else {
+      if (top == 0) vv_.erase(d.replica);  // keep the vector free of zero entries
+      cloud_.insert(d);
+    }
+  }
+
+  // Cost: O(|other| + |this cloud|); the vector part of `this` is touched only where
+  // `other` has entries.
+  void join(const CausalContext& other) {
+    if (this == &other) return;
+    bool grew = false;
+    for (const auto& [r, n] : other.vv_) {
+      auto& top = vv_[r];
+      if (n > top) {
+        top = n;
+        grew = true;
+      }
+    }
+    for (const Dot& d : other.cloud_) insert(d);
+    if (grew && !cloud_.empty()) compact_all();
+  }
+
+  // True iff every dot of `this` is in `other`.
+  bool leq(const CausalContext& other) const {
+    for (const auto& [r, n] : vv_) {
+      const std::uint64_t theirs = other.max_contiguous(r);
+      for (std::uint64_t c = theirs + 1; c <= n; ++c) {
+        if (!other.cloud_.contains(Dot{r, c})) return false;
+      }
+    }
+    for (const Dot& d : cloud_) {
+      if (!other.contains(d)) return false;
+    }
+    return true;
+  }
+
+  // Number of dots represented (sum of the vector plus the cloud), saturating: callers
+  // compare it with store sizes to pick the cheaper side to enumerate, and a wrapped sum
+  // would make a huge context look small.
+  std::uint64_t dot_count() const {
+    std::uint64_t n = cloud_.size();
+    for (const auto& [r, c] : vv_) {
+      n = c > UINT64_MAX - n ? UINT64_MAX : n + c;
+    }
+    return n;
+  }
+
+  bool empty() const { return vv_.empty() && cloud_.empty(); }
+
+  // Calls f(Dot) for every dot; order unspecified.
+  template <class F>
+  void for_each_dot(F&& f) const {
+    for (const auto& [r, n] : vv_) {
+      for (std::uint64_t c = 1; c <= n; ++c) f(Dot{r, c});
+    }
+    for (const Dot& d : cloud_) f(d);
+  }
+
+  // Calls f(Dot) for every dot of `this` that `base` lacks. Skips each replica's prefix
+  // that `base` already covers, so the cost is O(replicas + novel dots + cloud).
+  template <class F>
+  void for_each_dot_missing_from(const CausalContext& base, F&& f) const {
+    for (const auto& [r, n] : vv_) {
+      for (std::uint64_t c = base.max_contiguous(r) + 1; c <= n; ++c) {
+        const Dot d{r, c};
+        if (!base.contains(d)) f(d);
+      }
+    }
+    for (const Dot& d : cloud_) {
+      if (!base.contains(d)) f(d);
+    }
+  }
+
+  // Canonical (sorted) views, used for serialization and digests.
+  std::vector<std::pair<ReplicaId, std::uint64_t>> sorted_vector() const {
+    std::vector<std::pair<ReplicaId, std::uint64_t>> out(vv_.begin(), vv_.end());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  std::vector<Dot> sorted_cloud() const {
+    std::vector<Dot> out(cloud_.begin(), cloud_.end());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  // Canonical bytes for digests: sorted vector, a separator, sorted cloud.
+  void append_canonical(std::string& buf) const {
+    const auto put = [&](std::uint64_t v) {
+      for (int i = 0; i < 8; ++i) buf.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    };
+    for (const auto& [r, n] : sorted_vector()) {
+      put(r);
+      put(n);
+    }
+    put(0);
+    for (const Dot& d : sorted_cloud()) {
+      put(d.replica);
+      put(d.counter);
+    }
+  }
+
+  std::size_t replica_count() const { return vv_.size(); }
+  std::size_t cloud_size() const { return cloud_.size(); }
+
+  friend bool operator==(const CausalContext&, const CausalContext&) = default;
+
+  template <class Archive>
+  void save(Archive& ar) const {
+    const auto vec = sorted_vector();
+    const auto cloud = sorted_cloud();
+    ar(static_cast<std::uint64_t>(vec.size()));
+    for (const auto& [r, n] : vec) ar(r, n);
+    ar(static_cast<std::uint64_t>(cloud.size()));
+    for (const Dot& d : cloud) ar(d.replica, d.counter);
+  }
+
+  // Loads element by element (never reserving a declared count), so a hostile size field
+  // fails on truncation instead of allocating. Result is re-normalised via insert().
+  template <class Archive>
+  void load(Archive& ar) {
+    CausalContext fresh;
+    std::uint64_t n = 0;
+    ar(n);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      ReplicaId r = 0;
+      std::uint64_t c = 0;
+      ar(r, c);
+      if (c > 0) {
+        auto& top = fresh.vv_[r];
+        top = std::max(top, c);
+      }
+    }
+    ar(n);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      Dot d;
+      ar(d.replica, d.counter);
+      if (d.counter > 0) fresh.insert(d);
+    }
+    fresh.compact_all();
+    *this = std::move(fresh);
+  }
+
+ private:
+  // Moves cloud dots of `r` that now extend the prefix into the vector.
+  void compact_replica(ReplicaId r) {
+    if (cloud_.empty()) return;
+    auto& top = vv_[r];
+    for (auto it = cloud_.find(Dot{r, top + 1}); it != cloud_.end();
+         it = cloud_.find(Dot{r, top + 1})) {
+      cloud_.erase(it);
+      ++top;
+    }
+  }
+
+  void compact_all() {
+    if (cloud_.empty()) return;
+    std::vector<Dot> dots(cloud_.begin(), cloud_.end());
+    std::sort(dots.begin(), dots.end());
+    cloud_.clear();
+    for (const Dot& d : dots) {
+      auto it = vv_.find(d.replica);
+      const std::uint64_t top = it == vv_.end() ? 0 : it->second;
+      if (d.counter <= top) continue;
+      if (d.counter == top + 1) {
+        vv_[d.replica] = d.counter;  // sorted order lets the prefix grow in one pass
+      } else {
+        cloud_.insert(d);
+      }
+    }
+  }
+
+  boost::unordered_flat_map<ReplicaId, std::uint64_t> vv_;  // no zero entries
+  boost::unordered_flat_set<Dot, DotHash> cloud_;            // each dot > its replica's prefix + 1
+};
+
+}  // namespace deltacrdt

@@ -1,0 +1,252 @@
+// Encoding of CRDT values and canonical hashing of their contents.
+//
+// encode(x) -> bytes and decode<T>(bytes) -> Result<T> frame a Cereal PortableBinary
+// payload (explicit little-endian) with a magic, type tag, format version and an xxHash3
+// checksum; docs/crdt-encoding.md specifies the layout. decode never throws and never
+// trusts a declared size: containers load element by element and byte strings in bounded
+// chunks, so hostile input fails on truncation instead of allocating. Stateless and
+// thread-safe.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <sstream>
+#include <stdexcept>
+#include <streambuf>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include <cereal/archives/portable_binary.hpp>
+#include <cereal/cereal.hpp>
+#include <xxhash.h>
+
+#include "crdt/error.hpp"
+
+namespace deltacrdt {
+
+// Bytes: "DCRT" | u16 type tag | u16 format version | payload | u64 xxh3 of all before.
+inline constexpr std::array<char, 4> kEncodingMagic{'D', 'C', 'R', 'T'};
+inline constexpr std::size_t kEncodingHeaderBytes = 8;
+inline constexpr std::size_t kEncodingTrailerBytes = 8;
+// Upper bound on any single declared element count or byte-string length in a payload.
+inline constexpr std::uint64_t kMaxDeclaredCount = std::uint64_t{1} << 32;
+
+// Type tags of the built-in types (stable: they are part of the encoding).
+enum class TypeTag : std::uint16_t {
+  aw_lww_map = 1,
+  or_set = 2,
+  g_counter = 3,
+  pn_counter = 4,
+  vector_clock = 5,
+  lww_register = 6,
+  mv_register = 7,
+  ew_flag = 8,
+  or_map = 9,
+  causal_counter = 10,
+};
+
+namespace detail {
+
+inline void append_le64(std::string& out, std::uint64_t v) {
+  char buf[8];
+  for (int i = 0; i < 8; ++i) buf[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  out.append(buf, 8);
+}
+
+inline std::uint64_t read_le64(const char* p) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= std::uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
+  return v;
+}
+
+inline std::uint64_t hash_bytes(std::string_view bytes) {
+  return XXH3_64bits(bytes.data(), bytes.size());
+}
+
+template <class T>
+inline constexpr bool is_byte_like_v =
+    std::is_same_v<T, char> || std::is_same_v<T, unsigned char> || std::is_same_v<T, std::byte>;
+
+template <class T>
+struct is_byte_array : std::false_type {};
+template <class C, std::size_t N>
+struct is_byte_array<std::array<C, N>> : std::bool_constant<is_byte_like_v<C>> {};
+
+// Appends a canonical, platform-independent byte form of `v`: the basis of digests, so it
+// must never depend on memory layout or container order.
+template <class T>
+void append_canonical(std::string& out, const T& v) {
+  if constexpr (std::is_same_v<T, bool>) {
+    out.push_back(v ? 1 : 0);
+  } else if constexpr (std::is_integral_v<T> || std::is_enum_v<T>) {
+    append_le64(out, static_cast<std::uint64_t>(v));
+  } else if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::string_view>) {
+    append_le64(out, v.size());
+    out.append(v.data(), v.size());
+  } else if constexpr (is_byte_array<T>::value) {
+    out.append(reinterpret_cast<const char*>(v.data()), v.size());
+  } else if constexpr (requires { v.digest(); }) {
+    append_le64(out, v.digest());
+  } else {
+    // Any other Cereal-serialisable type: its PortableBinary bytes are canonical.
+    std::ostringstream os;
+    {
+      cereal::PortableBinaryOutputArchive ar(os);
+      ar(v);
+    }
+    const std::string bytes = std::move(os).str();
+    append_le64(out, bytes.size());
+    out.append(bytes);
+  }
+}
+
+template <class T>
+std::uint64_t hash_value(const T& v) {
+  std::string buf;
+  append_canonical(buf, v);
+  return hash_bytes(buf);
+}
+
+// Reads a declared element count and rejects absurd ones before any loop runs.
+template <class Archive>
+std::uint64_t load_count(Archive& ar) {
+  std::uint64_t n = 0;
+  ar(n);
+  if (n > kMaxDeclaredCount) throw std::length_error("declared count too large");
+  return n;
+}
+
+// Values inside CRDT payloads go through these two so that byte strings are read in
+// bounded chunks (Cereal's own string loader resizes to the declared length up front).
+template <class Archive, class T>
+void save_value(Archive& ar, const T& v) {
+  if constexpr (std::is_same_v<T, bool>) {
+    ar(static_cast<std::uint8_t>(v ? 1 : 0));
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    ar(static_cast<std::uint64_t>(v.size()));
+    ar(cereal::binary_data(v.data(), v.size()));
+  } else {
+    ar(v);
+  }
+}
+
+template <class Archive, class T>
+void load_value(Archive& ar, T& v) {
+  if constexpr (std::is_same_v<T, bool>) {
+    // Reading a byte straight into a bool is undefined for values other than 0 and 1.
+    std::uint8_t b = 0;
+    ar(b);
+    if (b > 1) throw std::domain_error("bool out of range");
+    v = b != 0;
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    const std::uint64_t n = load_count(ar);
+    constexpr std::size_t kChunk = 64 * 1024;
+    v.clear();
+    while (v.size() < n) {
+      const std::size_t have = v.size();
+      const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, n - have));
+      v.resize(have + take);
+      ar(cereal::binary_data(v.data() + have, take));
+    }
+  } else {
+    ar(v);
+  }
+}
+
+// Read-only streambuf over caller-owned bytes (std::ispanstream is C++23).
+class MemoryBuf : public std::streambuf {
+ public:
+  explicit MemoryBuf(std::string_view bytes) {
+    char* p = const_cast<char*>(bytes.data());  // never written through: get area only
+    setg(p, p, p + bytes.size());
+  }
+  std::size_t remaining() const { return static_cast<std::size_t>(egptr() - gptr()); }
+};
+
+template <class T>
+Result<T> decode_payload(std::string_view payload);
+
+}  // namespace detail
+
+// Encodes any type with kTypeTag, kFormatVersion and Cereal save/serialize.
+template <class T>
+std::string encode(const T& value) {
+  std::string out;
+  out.append(kEncodingMagic.data(), kEncodingMagic.size());
+  const auto tag = static_cast<std::uint16_t>(T::kTypeTag);
+  const auto version = static_cast<std::uint16_t>(T::kFormatVersion);
+  out.push_back(static_cast<char>(tag & 0xff));
+  out.push_back(static_cast<char>(tag >> 8));
+  out.push_back(static_cast<char>(version & 0xff));
+  out.push_back(static_cast<char>(version >> 8));
+  {
+    std::ostringstream os(std::move(out), std::ios::binary | std::ios::app);
+    {
+      cereal::PortableBinaryOutputArchive ar(os);
+      ar(value);
+    }
+    out = std::move(os).str();
+  }
+  detail::append_le64(out, detail::hash_bytes(out));
+  return out;
+}
+
+// Decodes bytes produced by encode<T>. Checks framing, checksum, tag and version, then
+// the payload, then T::valid() (structural invariants such as "every stored dot is in the
+// context"). Never throws.
+template <class T>
+Result<T> decode(std::string_view bytes) {
+  if (bytes.size() < kEncodingHeaderBytes + kEncodingTrailerBytes) return Errc::truncated;
+  if (std::memcmp(bytes.data(), kEncodingMagic.data(), kEncodingMagic.size()) != 0) {
+    return Errc::bad_magic;
+  }
+  const std::size_t body = bytes.size() - kEncodingTrailerBytes;
+  if (detail::read_le64(bytes.data() + body) != detail::hash_bytes(bytes.substr(0, body))) {
+    return Errc::bad_checksum;
+  }
+  const auto u16 = [&](std::size_t at) {
+    return static_cast<std::uint16_t>(static_cast<unsigned char>(bytes[at]) |
+                                      (static_cast<unsigned char>(bytes[at + 1]) << 8));
+  };
+  if (u16(4) != static_cast<std::uint16_t>(T::kTypeTag)) return Errc::wrong_type;
+  if (u16(6) != static_cast<std::uint16_t>(T::kFormatVersion)) return Errc::bad_version;
+  return detail::decode_payload<T>(bytes.substr(kEncodingHeaderBytes, body - kEncodingHeaderBytes));
+}
+
+namespace detail {
+// Decodes a bare PortableBinary payload (no header or checksum). Exposed in detail so the
+// robustness tests can feed corrupted payloads past the checksum.
+template <class T>
+Result<T> decode_payload(std::string_view payload) {
+  try {
+    MemoryBuf buf(payload);
+    std::istream is(&buf);
+    T value;
+    {
+      cereal::PortableBinaryInputArchive ar(is);
+      ar(value);
+    }
+    if (buf.remaining() != 0) return Errc::corrupt;
+    if (!value.valid()) return Errc::corrupt;
+    return value;
+  } catch (const cereal::Exception&) {
+    return Errc::truncated;
+  } catch (const std::length_error&) {
+    return Errc::too_large;
+  } catch (const std::bad_alloc&) {
+    return Errc::too_large;
+  } catch (const std::exception&) {
+    return Errc::corrupt;
+  }
+}
+}  // namespace detail
+
+}  // namespace deltacrdt

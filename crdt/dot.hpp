@@ -1,0 +1,40 @@
+// Replica identities and dots: the unique names of events in the causal machinery.
+// Pure value types; safe to copy between threads.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <functional>
+
+#include <boost/container_hash/hash.hpp>
+
+namespace deltacrdt {
+
+// 64-bit replica identity. A replica that lost its state must take a fresh id: reusing an
+// id would reissue dots that other replicas already consider seen (or removed).
+using ReplicaId = std::uint64_t;
+
+// One event: the `counter`-th event created by `replica` (counters start at 1).
+struct Dot {
+  ReplicaId replica = 0;
+  std::uint64_t counter = 0;
+
+  friend constexpr auto operator<=>(const Dot&, const Dot&) = default;
+
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(replica, counter);
+  }
+};
+
+struct DotHash {
+  // Dots from one replica are dense counters, so mix both halves well.
+  std::size_t operator()(const Dot& d) const noexcept {
+    std::size_t seed = 0;
+    boost::hash_combine(seed, d.replica);
+    boost::hash_combine(seed, d.counter);
+    return seed;
+  }
+};
+
+}  // namespace deltacrdt

@@ -1,0 +1,98 @@
+// PNCounter: a counter that goes up and down, as two grow-only counters (increments P and
+// decrements N, value P - N). Join is the join of each half, so it inherits GCounter's
+// idempotence under duplicated or reordered deltas. Value type; not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <utility>
+
+#include "crdt/codec.hpp"
+#include "crdt/dot.hpp"
+#include "crdt/gcounter.hpp"
+
+namespace deltacrdt {
+
+class PNCounter {
+ public:
+  static constexpr TypeTag kTypeTag = TypeTag::pn_counter;
+  static constexpr std::uint16_t kFormatVersion = 1;
+
+  // Each mutator's delta is one entry of one half (see GCounter::increment).
+  [[nodiscard]] PNCounter increment(ReplicaId self, std::uint64_t by = 1) {
+    PNCounter delta;
+    delta.p_ = p_.increment(self, by);
+    return delta;
+  }
+  [[nodiscard]] PNCounter decrement(ReplicaId self, std::uint64_t by = 1) {
+    PNCounter delta;
+    delta.n_ = n_.increment(self, by);
+    return delta;
+  }
+
+  // P - N, clamped to the int64 range rather than wrapping (each half saturates at
+  // UINT64_MAX too, see GCounter). O(replicas).
+  std::int64_t value() const {
+    constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    const std::uint64_t p = p_.value();
+    const std::uint64_t n = n_.value();
+    if (p >= n) {
+      const std::uint64_t diff = p - n;
+      return diff > kMax ? std::numeric_limits<std::int64_t>::max()
+                         : static_cast<std::int64_t>(diff);
+    }
+    const std::uint64_t diff = n - p;
+    // -(kMax + 1) is the one magnitude beyond kMax that int64 still holds.
+    if (diff > kMax) return std::numeric_limits<std::int64_t>::min();
+    return -static_cast<std::int64_t>(diff);
+  }
+
+  const GCounter& increments() const { return p_; }
+  const GCounter& decrements() const { return n_; }
+
+  void join(const PNCounter& other) {
+    p_.join(other.p_);
+    n_.join(other.n_);
+  }
+  bool leq(const PNCounter& other) const { return p_.leq(other.p_) && n_.leq(other.n_); }
+
+  PNCounter novel_part(const PNCounter& delta) const {
+    PNCounter out;
+    out.p_ = p_.novel_part(delta.p_);
+    out.n_ = n_.novel_part(delta.n_);
+    return out;
+  }
+
+  bool is_bottom() const { return p_.is_bottom() && n_.is_bottom(); }
+
+  std::uint64_t digest() const {
+    std::string buf;
+    detail::append_canonical(buf, p_.digest());
+    detail::append_canonical(buf, n_.digest());
+    return detail::hash_bytes(buf);
+  }
+
+  bool valid() const { return p_.valid() && n_.valid(); }
+
+  friend bool operator==(const PNCounter&, const PNCounter&) = default;
+
+  template <class Archive>
+  void save(Archive& ar) const {
+    p_.save(ar);
+    n_.save(ar);
+  }
+  template <class Archive>
+  void load(Archive& ar) {
+    PNCounter fresh;
+    fresh.p_.load(ar);
+    fresh.n_.load(ar);
+    *this = std::move(fresh);
+  }
+
+ private:
+  GCounter p_;
+  GCounter n_;
+};
+
+}  // namespace deltacrdt

@@ -1,0 +1,198 @@
+// VectorClock: a map ReplicaId -> event count under pointwise max, with the causal
+// comparison (equal / before / after / concurrent). Also home of detail::ReplicaMaxMap, the
+// lattice that VectorClock and GCounter share. Value types; not thread-safe.
+#pragma once
+
+#include <algorithm>
+#include <cassert>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <boost/unordered/unordered_flat_map.hpp>
+
+#include "crdt/codec.hpp"
+#include "crdt/dot.hpp"
+
+namespace deltacrdt {
+
+namespace detail {
+
+// ReplicaId -> uint64 under pointwise max. Zero entries are never stored, so "absent" and
+// "zero" are the same value and bottom is the empty map; that keeps == and the digest
+// canonical without a normalisation pass.
+class ReplicaMaxMap {
+ public:
+  std::uint64_t get(ReplicaId r) const {
+    auto it = entries_.find(r);
+    return it == entries_.end() ? 0 : it->second;
+  }
+
+  // Raises r's entry to v; returns whether anything changed.
+  bool raise(ReplicaId r, std::uint64_t v) {
+    if (v == 0) return false;
+    auto [it, inserted] = entries_.try_emplace(r, v);
+    if (inserted) return true;
+    if (it->second >= v) return false;
+    it->second = v;
+    return true;
+  }
+
+  // O(|other|): only the entries of `other` are looked up.
+  void join(const ReplicaMaxMap& other) {
+    if (this == &other) return;
+    for (const auto& [r, v] : other.entries_) raise(r, v);
+  }
+
+  bool leq(const ReplicaMaxMap& other) const {
+    if (entries_.size() > other.entries_.size()) return false;  // no zero entries on either side
+    return std::all_of(entries_.begin(), entries_.end(),
+                       [&](const auto& e) { return e.second <= other.get(e.first); });
+  }
+
+  // The entries of `delta` that exceed ours: joining them gives the same result as
+  // joining all of `delta`, and each one kept is needed.
+  ReplicaMaxMap novel_part(const ReplicaMaxMap& delta) const {
+    ReplicaMaxMap out;
+    for (const auto& [r, v] : delta.entries_) {
+      if (v > get(r)) out.entries_.emplace(r, v);
+    }
+    return out;
+  }
+
+  bool empty() const { return entries_.empty(); }
+  std::size_t size() const { return entries_.size(); }
+
+  // Canonical order for serialization and digests (hash-map order is not stable).
+  std::vector<std::pair<ReplicaId, std::uint64_t>> sorted() const {
+    std::vector<std::pair<ReplicaId, std::uint64_t>> out(entries_.begin(), entries_.end());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  template <class F>
+  void for_each(F&& f) const {
+    for (const auto& [r, v] : entries_) f(r, v);
+  }
+
+  std::uint64_t digest() const {
+    std::string buf;
+    for (const auto& [r, v] : sorted()) {
+      append_canonical(buf, r);
+      append_canonical(buf, v);
+    }
+    return hash_bytes(buf);
+  }
+
+  bool valid() const {
+    return std::none_of(entries_.begin(), entries_.end(),
+                        [](const auto& e) { return e.second == 0; });
+  }
+
+  friend bool operator==(const ReplicaMaxMap&, const ReplicaMaxMap&) = default;
+
+  template <class Archive>
+  void save(Archive& ar) const {
+    const auto entries = sorted();
+    ar(static_cast<std::uint64_t>(entries.size()));
+    for (const auto& [r, v] : entries) ar(r, v);
+  }
+
+  // Accepts only the canonical form that save() writes (ids strictly increasing, no zero
+  // counts), so every value has exactly one encoding and a decoded value's digest matches
+  // the sender's. Loads element by element: a hostile count fails on truncation.
+  template <class Archive>
+  void load(Archive& ar) {
+    ReplicaMaxMap fresh;
+    const std::uint64_t n = load_count(ar);
+    ReplicaId prev = 0;
+    for (std::uint64_t i = 0; i < n; ++i) {
+      ReplicaId r = 0;
+      std::uint64_t v = 0;
+      ar(r, v);
+      if (v == 0) throw std::invalid_argument("zero entry in replica map");
+      if (i > 0 && r <= prev) throw std::invalid_argument("replica map not strictly sorted");
+      fresh.entries_.emplace(r, v);
+      prev = r;
+    }
+    *this = std::move(fresh);
+  }
+
+ private:
+  boost::unordered_flat_map<ReplicaId, std::uint64_t> entries_;  // no zero values
+};
+
+}  // namespace detail
+
+class VectorClock {
+ public:
+  enum class Ordering { equal, before, after, concurrent };
+
+  static constexpr TypeTag kTypeTag = TypeTag::vector_clock;
+  static constexpr std::uint16_t kFormatVersion = 1;
+
+  // Counts one more event of `self`; the delta is that single entry. 2^64 events from one
+  // replica cannot happen in practice; the assert documents it rather than wrapping to 0,
+  // which would make the new event look older than the last.
+  [[nodiscard]] VectorClock increment(ReplicaId self) {
+    const std::uint64_t now = entries_.get(self);
+    assert(now != std::numeric_limits<std::uint64_t>::max());
+    VectorClock delta;
+    if (now == std::numeric_limits<std::uint64_t>::max()) return delta;
+    entries_.raise(self, now + 1);
+    delta.entries_.raise(self, now + 1);
+    return delta;
+  }
+
+  std::uint64_t get(ReplicaId r) const { return entries_.get(r); }
+  std::size_t size() const { return entries_.size(); }
+
+  void join(const VectorClock& other) { entries_.join(other.entries_); }
+  void merge(const VectorClock& other) { join(other); }
+  bool leq(const VectorClock& other) const { return entries_.leq(other.entries_); }
+
+  // O(|this| + |other|).
+  Ordering compare(const VectorClock& other) const {
+    const bool le = leq(other);
+    const bool ge = other.leq(*this);
+    if (le && ge) return Ordering::equal;
+    if (le) return Ordering::before;
+    if (ge) return Ordering::after;
+    return Ordering::concurrent;
+  }
+
+  // True when every event `other` has seen, this clock has seen too (this >= other).
+  bool dominates(const VectorClock& other) const { return other.leq(*this); }
+
+  VectorClock novel_part(const VectorClock& delta) const {
+    VectorClock out;
+    out.entries_ = entries_.novel_part(delta.entries_);
+    return out;
+  }
+
+  bool is_bottom() const { return entries_.empty(); }
+  std::uint64_t digest() const { return entries_.digest(); }
+  bool valid() const { return entries_.valid(); }
+
+  // (replica, count) pairs sorted by replica.
+  std::vector<std::pair<ReplicaId, std::uint64_t>> entries() const { return entries_.sorted(); }
+
+  friend bool operator==(const VectorClock&, const VectorClock&) = default;
+
+  template <class Archive>
+  void save(Archive& ar) const {
+    entries_.save(ar);
+  }
+  template <class Archive>
+  void load(Archive& ar) {
+    entries_.load(ar);
+  }
+
+ private:
+  detail::ReplicaMaxMap entries_;
+};
+
+}  // namespace deltacrdt
