@@ -46,12 +46,7 @@ class CausalCounter : public CausalCrdt<CausalCounter, DotFun<std::int64_t>> {
       d.ctx.insert(dot);
       return d;
     }
-    CausalDelta<Store> reset() {
-      CausalDelta<Store> d;
-      store_.for_each_dot([&](const Dot& x) { d.ctx.insert(x); });
-      store_.clear();
-      return d;
-    }
+    CausalDelta<Store> reset() { return remove_all(store_); }
 
    private:
     Store& store_;

@@ -43,6 +43,17 @@ struct CausalDelta {
   CausalContext ctx;
 };
 
+// Empties `store` and returns the delta that retires every dot it held: the common
+// "remove what this replica has observed" mutator (disable, reset, clear). Concurrent
+// additions elsewhere are not in the delta's context, so they survive.
+template <class Store>
+CausalDelta<Store> remove_all(Store& store) {
+  CausalDelta<Store> d;
+  store.for_each_dot([&](const Dot& x) { d.ctx.insert(x); });
+  store.clear();
+  return d;
+}
+
 // A set of dots, kept sorted; one dot inline (the common case needs no allocation).
 class DotSet {
  public:
@@ -222,6 +233,11 @@ class DotMap {
   template <class F>
   void for_each(F&& f) const {
     for (const auto& [k, s] : map_) f(k, s);
+  }
+
+  void clear() {
+    map_.clear();
+    index_.clear();
   }
 
   void remove_dot(const Dot& d) {

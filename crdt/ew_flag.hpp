@@ -28,12 +28,7 @@ class EWFlag : public CausalCrdt<EWFlag, DotSet> {
       return d;
     }
     // Removes every dot we have seen (a concurrent enable elsewhere survives).
-    CausalDelta<DotSet> disable() {
-      CausalDelta<DotSet> d;
-      store_.for_each_dot([&](const Dot& x) { d.ctx.insert(x); });
-      store_.clear();
-      return d;
-    }
+    CausalDelta<DotSet> disable() { return remove_all(store_); }
 
    private:
     DotSet& store_;

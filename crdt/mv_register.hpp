@@ -31,12 +31,7 @@ class MVRegister : public CausalCrdt<MVRegister<V>, DotFun<V>> {
       d.ctx.insert(dot);
       return d;
     }
-    CausalDelta<Store> reset() {
-      CausalDelta<Store> d;
-      store_.for_each_dot([&](const Dot& x) { d.ctx.insert(x); });
-      store_.clear();
-      return d;
-    }
+    CausalDelta<Store> reset() { return remove_all(store_); }
 
    private:
     Store& store_;

@@ -43,12 +43,7 @@ class ORMap : public CausalCrdt<ORMap<K, V, Hash, KeyEqual>,
       });
     }
     CausalDelta<Store> remove(const K& key) { return store_.remove(key); }
-    CausalDelta<Store> clear() {
-      CausalDelta<Store> d;
-      store_.for_each_dot([&](const Dot& x) { d.ctx.insert(x); });
-      store_ = Store{};
-      return d;
-    }
+    CausalDelta<Store> clear() { return remove_all(store_); }
 
    private:
     Store& store_;

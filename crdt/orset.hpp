@@ -34,12 +34,7 @@ class ORSet : public CausalCrdt<ORSet<E, Hash, KeyEqual>, DotMap<E, DotSet, Hash
       return store_.update(e, [&](DotSet& s) { return EWFlag::Ref(s, ctx_).enable(self); });
     }
     CausalDelta<Store> remove(const E& e) { return store_.remove(e); }
-    CausalDelta<Store> clear() {
-      CausalDelta<Store> d;
-      store_.for_each_dot([&](const Dot& x) { d.ctx.insert(x); });
-      store_ = Store{};
-      return d;
-    }
+    CausalDelta<Store> clear() { return remove_all(store_); }
 
    private:
     Store& store_;
