@@ -26,6 +26,7 @@
 #include "crdt/causal_context.hpp"
 #include "crdt/codec.hpp"
 #include "crdt/dot.hpp"
+#include "crdt/dot_store.hpp"  // small_vector, with its GCC 12 diagnostic fix
 #include "crdt/hlc.hpp"
 
 namespace deltacrdt {
@@ -137,16 +138,27 @@ class AWLWWMap {
 
   void join(const AWLWWMap& o) {
     if (this == &o) return;
-    // (s ∩ s') ∪ (s \ c'): drop our slots that o has seen but no longer holds.
+    if (o.entries_.size() > entries_.size()) {
+      // A large argument (full-state sync): grow once instead of rehashing repeatedly.
+      entries_.reserve(entries_.size() + o.entries_.size());
+      by_dot_.reserve(by_dot_.size() + o.by_dot_.size());
+    }
+    // Keys o holds: merge slot lists in place (an overwrite reuses the entry).
+    // (Plain node loops: clang before 16 cannot capture structured bindings in lambdas.)
+    for (const Node& theirs : o.entries_) {
+      auto it = entries_.find(theirs.first);
+      if (it != entries_.end()) {
+        merge_entry(it, theirs.second, o);
+      } else {
+        theirs.second.for_each_slot([&](const Slot& s) {
+          if (!ctx_.contains(s.dot)) add_slot(theirs.first, s);
+        });
+      }
+    }
+    // (s ∩ s') ∪ (s \ c') for all other keys: drop our slots that o has seen but no longer
+    // holds. Slots adopted above are not in c, hence never in o's removal set.
     for_each_own_dot_in(o.ctx_, [&](const Dot& d) { return !o.by_dot_.contains(d); },
                         [&](const Dot& d) { remove_slot(d); });
-    // (s' \ c): adopt o's slots we have never seen.
-    // (Plain node loops: clang before 16 cannot capture structured bindings in lambdas.)
-    for (const Node& node : o.entries_) {
-      node.second.for_each_slot([&](const Slot& s) {
-        if (!ctx_.contains(s.dot)) add_slot(node.first, s);
-      });
-    }
     ctx_.join(o.ctx_);
   }
 
@@ -335,7 +347,7 @@ class AWLWWMap {
   // because act may erase from the index.
   template <class Pred, class Act>
   void for_each_own_dot_in(const CausalContext& ctx, Pred&& select, Act&& act) const {
-    std::vector<Dot> hits;
+    boost::container::small_vector<Dot, 4> hits;
     if (ctx.dot_count() <= by_dot_.size()) {
       ctx.for_each_dot([&](const Dot& d) {
         if (by_dot_.contains(d) && select(d)) hits.push_back(d);
@@ -377,6 +389,57 @@ class AWLWWMap {
       e.rest->erase(pos);
     }
     if (e.rest->empty()) e.rest.reset();
+  }
+
+  // The dot-kernel join for one key both sides hold: keep our slots that o holds or has
+  // not seen, adopt o's slots we have not seen, and rebuild the entry in place.
+  void merge_entry(typename EntryMap::iterator it, const Entry& theirs, const AWLWWMap& o) {
+    Node& node = *it;
+    Entry& e = node.second;
+    boost::container::small_vector<Slot, 2> slots;
+    bool changed = false;
+    const auto keep_or_drop = [&](Slot& s) {
+      if (o.ctx_.contains(s.dot) && !o.by_dot_.contains(s.dot)) {
+        by_dot_.erase(s.dot);
+        changed = true;
+      } else {
+        slots.push_back(std::move(s));
+      }
+    };
+    keep_or_drop(e.head);
+    if (e.rest) {
+      for (Slot& s : *e.rest) keep_or_drop(s);
+    }
+    theirs.for_each_slot([&](const Slot& s) {
+      if (!ctx_.contains(s.dot)) {
+        slots.push_back(s);
+        by_dot_.emplace(s.dot, &node);
+        changed = true;
+      }
+    });
+    if (!changed) {
+      // Nothing moved in or out: put the (moved-from) slots back as they were.
+      e.head = std::move(slots.front());
+      if (e.rest) {
+        for (std::size_t i = 1; i < slots.size(); ++i) (*e.rest)[i - 1] = std::move(slots[i]);
+      }
+      return;
+    }
+    if (slots.empty()) {
+      entries_.erase(it);
+      return;
+    }
+    auto best = std::max_element(slots.begin(), slots.end(),
+                                 [](const Slot& a, const Slot& b) { return b.beats(a); });
+    e.head = std::move(*best);
+    slots.erase(best);
+    if (slots.empty()) {
+      e.rest.reset();
+      return;
+    }
+    std::sort(slots.begin(), slots.end(), [](const Slot& a, const Slot& b) { return a.dot < b.dot; });
+    if (!e.rest) e.rest = std::make_unique<std::vector<Slot>>();
+    e.rest->assign(std::make_move_iterator(slots.begin()), std::make_move_iterator(slots.end()));
   }
 
   void add_slot(const K& key, const Slot& s) {

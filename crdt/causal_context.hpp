@@ -46,13 +46,20 @@ class CausalContext {
   }
 
   void insert(const Dot& d) {
-    if (contains(d)) return;
-    auto& top = vv_[d.replica];
+    if (d.counter == 0) return;
+    auto it = vv_.find(d.replica);
+    const std::uint64_t top = it == vv_.end() ? 0 : it->second;
+    if (d.counter <= top) return;
     if (d.counter == top + 1) {
-      top = d.counter;
+      if (it == vv_.end()) {
+        vv_.emplace(d.replica, d.counter);
+      } else {
+        it->second = d.counter;
+      }
       compact_replica(d.replica);
     } else {
-      if (top == 0) vv_.erase(d.replica);  // keep the vector free of zero entries
+      // Past a gap: wait in the cloud. (No vector entry is created for it, so a delta's
+      // context of a few scattered dots allocates only the cloud.)
       cloud_.insert(d);
     }
   }
@@ -197,7 +204,7 @@ class CausalContext {
   // Moves cloud dots of `r` that now extend the prefix into the vector.
   void compact_replica(ReplicaId r) {
     if (cloud_.empty()) return;
-    auto& top = vv_[r];
+    auto& top = vv_[r];  // r has a vector entry: callers just raised it
     for (auto it = cloud_.find(Dot{r, top + 1}); it != cloud_.end();
          it = cloud_.find(Dot{r, top + 1})) {
       cloud_.erase(it);
