@@ -157,8 +157,9 @@ class AWLWWMap {
     }
     // (s ∩ s') ∪ (s \ c') for all other keys: drop our slots that o has seen but no longer
     // holds. Slots adopted above are not in c, hence never in o's removal set.
-    for_each_own_dot_in(o.ctx_, [&](const Dot& d) { return !o.by_dot_.contains(d); },
-                        [&](const Dot& d) { remove_slot(d); });
+    for_each_own_dot_in(
+        o.ctx_, [&](const Dot& d) { return !o.by_dot_.contains(d); },
+        [&](const Dot& d) { remove_slot(d); });
     ctx_.join(o.ctx_);
   }
 
@@ -364,7 +365,8 @@ class AWLWWMap {
   // delta's) context removes, i.e. covers without holding.
   template <class Act>
   void for_each_own_dot_in_reverse(const AWLWWMap& state, Act&& act) const {
-    state.for_each_own_dot_in(ctx_, [&](const Dot& d) { return !by_dot_.contains(d); }, act);
+    state.for_each_own_dot_in(
+        ctx_, [&](const Dot& d) { return !by_dot_.contains(d); }, act);
   }
 
   void remove_slot(const Dot& d) {
@@ -384,8 +386,8 @@ class AWLWWMap {
       e.head = std::move(*best);
       e.rest->erase(best);
     } else {
-      auto pos = std::find_if(e.rest->begin(), e.rest->end(),
-                              [&](const Slot& s) { return s.dot == d; });
+      auto pos =
+          std::find_if(e.rest->begin(), e.rest->end(), [&](const Slot& s) { return s.dot == d; });
       e.rest->erase(pos);
     }
     if (e.rest->empty()) e.rest.reset();
@@ -437,7 +439,8 @@ class AWLWWMap {
       e.rest.reset();
       return;
     }
-    std::sort(slots.begin(), slots.end(), [](const Slot& a, const Slot& b) { return a.dot < b.dot; });
+    std::sort(slots.begin(), slots.end(),
+              [](const Slot& a, const Slot& b) { return a.dot < b.dot; });
     if (!e.rest) e.rest = std::make_unique<std::vector<Slot>>();
     e.rest->assign(std::make_move_iterator(slots.begin()), std::make_move_iterator(slots.end()));
   }

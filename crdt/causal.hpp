@@ -49,9 +49,8 @@ class CausalCrdt {
   void join(const Derived& o) {
     if (static_cast<const void*>(this) == static_cast<const void*>(&o)) return;
     // (s ∩ s') ∪ (s \ c'): drop our dots that o has seen but no longer holds.
-    for (const Dot& d : detail::covered_dots(store_, o.ctx_, [&](const Dot& x) {
-           return !o.store_.contains_dot(x);
-         })) {
+    for (const Dot& d : detail::covered_dots(
+             store_, o.ctx_, [&](const Dot& x) { return !o.store_.contains_dot(x); })) {
       store_.remove_dot(d);
     }
     // (s' \ c): adopt o's dots we have never seen.
@@ -74,9 +73,8 @@ class CausalCrdt {
     Derived out;
     out.store_.add_unseen(d.store_, ctx_, [](const Dot&) {});
     d.ctx_.for_each_dot_missing_from(ctx_, [&](const Dot& x) { out.ctx_.insert(x); });
-    for (const Dot& x : detail::covered_dots(store_, d.ctx_, [&](const Dot& y) {
-           return !d.store_.contains_dot(y);
-         })) {
+    for (const Dot& x : detail::covered_dots(
+             store_, d.ctx_, [&](const Dot& y) { return !d.store_.contains_dot(y); })) {
       out.ctx_.insert(x);
     }
     return out;

@@ -230,7 +230,7 @@ class CausalContext {
   }
 
   boost::unordered_flat_map<ReplicaId, std::uint64_t> vv_;  // no zero entries
-  boost::unordered_flat_set<Dot, DotHash> cloud_;            // each dot > its replica's prefix + 1
+  boost::unordered_flat_set<Dot, DotHash> cloud_;           // each dot > its replica's prefix + 1
 };
 
 }  // namespace deltacrdt

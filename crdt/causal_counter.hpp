@@ -55,7 +55,8 @@ class CausalCounter : public CausalCrdt<CausalCounter, DotFun<std::int64_t>> {
 
   static std::int64_t read(const Store& store) {
     std::uint64_t sum = 0;
-    store.for_each([&](const Dot&, const std::int64_t& v) { sum += static_cast<std::uint64_t>(v); });
+    store.for_each(
+        [&](const Dot&, const std::int64_t& v) { sum += static_cast<std::uint64_t>(v); });
     return static_cast<std::int64_t>(sum);
   }
 

@@ -24,9 +24,9 @@
 #include <type_traits>
 #include <utility>
 
+#include <xxhash.h>
 #include <cereal/archives/portable_binary.hpp>
 #include <cereal/cereal.hpp>
-#include <xxhash.h>
 
 #include "crdt/error.hpp"
 

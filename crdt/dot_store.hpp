@@ -59,7 +59,9 @@ class DotSet {
  public:
   bool empty() const { return dots_.empty(); }
   std::size_t dot_count() const { return dots_.size(); }
-  bool contains_dot(const Dot& d) const { return std::binary_search(dots_.begin(), dots_.end(), d); }
+  bool contains_dot(const Dot& d) const {
+    return std::binary_search(dots_.begin(), dots_.end(), d);
+  }
   template <class F>
   void for_each_dot(F&& f) const {
     for (const Dot& d : dots_) f(d);

@@ -11,13 +11,13 @@
 namespace deltacrdt {
 
 enum class Errc {
-  truncated = 1,      // input ended before the encoded value did
-  bad_magic,          // not an encoded deltacrdt value
-  bad_version,        // a format version this build does not read
-  wrong_type,         // encoded value of another CRDT type
-  bad_checksum,       // bytes changed after encoding
-  corrupt,            // structurally invalid content (a broken invariant)
-  too_large,          // a declared size beyond the configured bound
+  truncated = 1,  // input ended before the encoded value did
+  bad_magic,      // not an encoded deltacrdt value
+  bad_version,    // a format version this build does not read
+  wrong_type,     // encoded value of another CRDT type
+  bad_checksum,   // bytes changed after encoding
+  corrupt,        // structurally invalid content (a broken invariant)
+  too_large,      // a declared size beyond the configured bound
 };
 
 namespace detail {
@@ -26,13 +26,20 @@ class ErrorCategory final : public boost::system::error_category {
   const char* name() const noexcept override { return "deltacrdt"; }
   std::string message(int ev) const override {
     switch (static_cast<Errc>(ev)) {
-      case Errc::truncated: return "input truncated";
-      case Errc::bad_magic: return "not a deltacrdt encoding (bad magic)";
-      case Errc::bad_version: return "unsupported format version";
-      case Errc::wrong_type: return "encoding holds a different CRDT type";
-      case Errc::bad_checksum: return "checksum mismatch";
-      case Errc::corrupt: return "corrupt encoding";
-      case Errc::too_large: return "declared size exceeds limit";
+      case Errc::truncated:
+        return "input truncated";
+      case Errc::bad_magic:
+        return "not a deltacrdt encoding (bad magic)";
+      case Errc::bad_version:
+        return "unsupported format version";
+      case Errc::wrong_type:
+        return "encoding holds a different CRDT type";
+      case Errc::bad_checksum:
+        return "checksum mismatch";
+      case Errc::corrupt:
+        return "corrupt encoding";
+      case Errc::too_large:
+        return "declared size exceeds limit";
     }
     return "unknown deltacrdt error";
   }

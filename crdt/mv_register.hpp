@@ -48,7 +48,9 @@ class MVRegister : public CausalCrdt<MVRegister<V>, DotFun<V>> {
   [[nodiscard]] MVRegister assign(ReplicaId self, V value) {
     return Base::from_delta(Ref(this->store_, this->ctx_).assign(self, std::move(value)));
   }
-  [[nodiscard]] MVRegister reset() { return Base::from_delta(Ref(this->store_, this->ctx_).reset()); }
+  [[nodiscard]] MVRegister reset() {
+    return Base::from_delta(Ref(this->store_, this->ctx_).reset());
+  }
   std::vector<V> values() const { return read(this->store_); }
   // Calls f(const V&) for each concurrent value without copying.
   template <class F>

@@ -19,8 +19,8 @@
 namespace deltacrdt {
 
 template <class K, class V, class Hash = boost::hash<K>, class KeyEqual = std::equal_to<K>>
-class ORMap : public CausalCrdt<ORMap<K, V, Hash, KeyEqual>,
-                                DotMap<K, typename V::Store, Hash, KeyEqual>> {
+class ORMap
+    : public CausalCrdt<ORMap<K, V, Hash, KeyEqual>, DotMap<K, typename V::Store, Hash, KeyEqual>> {
   using Base = CausalCrdt<ORMap, DotMap<K, typename V::Store, Hash, KeyEqual>>;
 
  public:
@@ -54,7 +54,9 @@ class ORMap : public CausalCrdt<ORMap<K, V, Hash, KeyEqual>,
   [[nodiscard]] ORMap update(const K& key, F&& fn) {
     return Base::from_delta(Ref(this->store_, this->ctx_).update(key, std::forward<F>(fn)));
   }
-  [[nodiscard]] ORMap remove(const K& key) { return Base::from_delta(Ref(this->store_, this->ctx_).remove(key)); }
+  [[nodiscard]] ORMap remove(const K& key) {
+    return Base::from_delta(Ref(this->store_, this->ctx_).remove(key));
+  }
   [[nodiscard]] ORMap clear() { return Base::from_delta(Ref(this->store_, this->ctx_).clear()); }
 
   // The value's store at key (read it with V's static readers, e.g. CausalCounter::read),

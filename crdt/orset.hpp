@@ -44,7 +44,9 @@ class ORSet : public CausalCrdt<ORSet<E, Hash, KeyEqual>, DotMap<E, DotSet, Hash
   [[nodiscard]] ORSet add(ReplicaId self, const E& e) {
     return Base::from_delta(Ref(this->store_, this->ctx_).add(self, e));
   }
-  [[nodiscard]] ORSet remove(const E& e) { return Base::from_delta(Ref(this->store_, this->ctx_).remove(e)); }
+  [[nodiscard]] ORSet remove(const E& e) {
+    return Base::from_delta(Ref(this->store_, this->ctx_).remove(e));
+  }
   [[nodiscard]] ORSet clear() { return Base::from_delta(Ref(this->store_, this->ctx_).clear()); }
 
   bool contains(const E& e) const { return this->store_.contains(e); }

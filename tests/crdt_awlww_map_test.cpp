@@ -152,9 +152,7 @@ TEST_SUITE("crdt.awlww_map") {
     (void)a.put(1, "a", "1", at(1));
     (void)a.put(1, "b", "2", at(1));
     std::size_t n = 0;
-    a.for_each([&](const std::string& k, const std::string& v) {
-      n += k.size() + v.size();
-    });
+    a.for_each([&](const std::string& k, const std::string& v) { n += k.size() + v.size(); });
     CHECK(n == 4);
     CHECK(a.find("a") == a.find("a"));  // a stable reference into the state
   }

@@ -156,7 +156,7 @@ TEST_SUITE("crdt.ormap") {
       };
     };
     b.join(a.update("doc", add(1, 1)));
-    const auto rm = b.remove("doc");         // b removes what it saw
+    const auto rm = b.remove("doc");               // b removes what it saw
     const auto more = a.update("doc", add(1, 2));  // concurrently a adds another tag
     a.join(rm);
     b.join(more);

@@ -29,7 +29,9 @@ namespace deltacrdt::testing {
 class PropertyRng {
  public:
   explicit PropertyRng(std::uint64_t seed) : engine_(seed) {}
-  std::uint64_t below(std::uint64_t n) { return std::uniform_int_distribution<std::uint64_t>(0, n - 1)(engine_); }
+  std::uint64_t below(std::uint64_t n) {
+    return std::uniform_int_distribution<std::uint64_t>(0, n - 1)(engine_);
+  }
   bool chance(double p) { return std::bernoulli_distribution(p)(engine_); }
   // Small key/element universe so that concurrent operations collide often.
   std::string key() { return "k" + std::to_string(below(8)); }
@@ -92,8 +94,10 @@ template <class Model>
 typename Model::Type pick(const History<Model>& h, PropertyRng& rng) {
   using T = typename Model::Type;
   switch (rng.below(3)) {
-    case 0: return h.replicas[rng.below(h.replicas.size())];
-    case 1: return h.deltas[rng.below(h.deltas.size())];
+    case 0:
+      return h.replicas[rng.below(h.replicas.size())];
+    case 1:
+      return h.deltas[rng.below(h.deltas.size())];
     default: {
       T x = h.deltas[rng.below(h.deltas.size())];
       x.join(h.replicas[rng.below(h.replicas.size())]);
@@ -181,8 +185,10 @@ void check_lattice_laws() {
     }
 
     // Equal values have equal digests; different values (almost always) differ.
-    if (a == b) REQUIRE(a.digest() == b.digest());
-    else REQUIRE(a.digest() != b.digest());
+    if (a == b)
+      REQUIRE(a.digest() == b.digest());
+    else
+      REQUIRE(a.digest() != b.digest());
   }
 }
 
