@@ -37,11 +37,7 @@ std::uint64_t next_wall(std::uint64_t wall, PropertyRng& rng) {
 
 TEST_SUITE("crdt.hlc") {
   TEST_CASE("timestamps strictly increase while the wall clock stalls and goes backwards") {
-    const std::uint64_t cases = std::max<std::uint64_t>(1, deltacrdt::testing::case_count() / 10);
-    for (std::uint64_t i = 0; i < cases; ++i) {
-      const std::uint64_t seed = deltacrdt::testing::base_seed() + i;
-      CAPTURE(seed);
-      PropertyRng rng(seed);
+    deltacrdt::testing::for_each_case(10, [](PropertyRng& rng) {
       HybridClock clock;
       std::uint64_t wall = 1'000'000;
       HlcTimestamp prev = clock.last();
@@ -53,15 +49,11 @@ TEST_SUITE("crdt.hlc") {
         REQUIRE(clock.last() == t);
         prev = t;
       }
-    }
+    });
   }
 
   TEST_CASE("observe returns a timestamp after the remote one and after the previous one") {
-    const std::uint64_t cases = std::max<std::uint64_t>(1, deltacrdt::testing::case_count() / 10);
-    for (std::uint64_t i = 0; i < cases; ++i) {
-      const std::uint64_t seed = deltacrdt::testing::base_seed() + i;
-      CAPTURE(seed);
-      PropertyRng rng(seed);
+    deltacrdt::testing::for_each_case(10, [](PropertyRng& rng) {
       HybridClock clock;
       std::uint64_t wall = 1'000'000;
       HlcTimestamp prev = clock.last();
@@ -83,7 +75,7 @@ TEST_SUITE("crdt.hlc") {
           prev = t;
         }
       }
-    }
+    });
   }
 
   TEST_CASE("follows the wall clock when the wall clock is ahead") {

@@ -58,6 +58,19 @@ inline std::uint64_t base_seed() {
 }
 inline std::uint64_t case_count() { return env_u64("DELTACRDT_CASES", 1000); }
 
+// Runs body(rng) for case_count() / divisor cases (at least one), each with its own seed
+// (base seed + case index) captured so that a failure names the seed to replay.
+template <class Body>
+void for_each_case(std::uint64_t divisor, Body&& body) {
+  const std::uint64_t cases = std::max<std::uint64_t>(1, case_count() / divisor);
+  for (std::uint64_t i = 0; i < cases; ++i) {
+    const std::uint64_t seed = base_seed() + i;
+    CAPTURE(seed);
+    PropertyRng rng(seed);
+    body(rng);
+  }
+}
+
 // A random history: 2-5 replicas apply random mutators and exchange random subsets of
 // each other's deltas (out of order, with duplicates). Returns the replica states and every
 // delta ever produced.
@@ -111,12 +124,7 @@ template <class Model>
 void check_lattice_laws() {
   using T = typename Model::Type;
   static_assert(DeltaCrdt<T>);
-  const std::uint64_t cases = case_count();
-  const std::uint64_t seed0 = base_seed();
-  for (std::uint64_t i = 0; i < cases; ++i) {
-    const std::uint64_t seed = seed0 + i;
-    CAPTURE(seed);
-    PropertyRng rng(seed);
+  for_each_case(1, [](PropertyRng& rng) {
     const History<Model> h = random_history<Model>(rng);
     const T a = pick(h, rng), b = pick(h, rng), c = pick(h, rng);
     const auto joined = [](T x, const T& y) {
@@ -189,7 +197,7 @@ void check_lattice_laws() {
       REQUIRE(a.digest() == b.digest());
     else
       REQUIRE(a.digest() != b.digest());
-  }
+  });
 }
 
 // Decoding truncated or corrupted bytes returns an error (never crashes or hangs). Run
@@ -198,12 +206,7 @@ void check_lattice_laws() {
 template <class Model>
 void check_decoder_robustness() {
   using T = typename Model::Type;
-  const std::uint64_t cases = std::max<std::uint64_t>(1, case_count() / 4);
-  const std::uint64_t seed0 = base_seed();
-  for (std::uint64_t i = 0; i < cases; ++i) {
-    const std::uint64_t seed = seed0 + i;
-    CAPTURE(seed);
-    PropertyRng rng(seed);
+  for_each_case(4, [](PropertyRng& rng) {
     const History<Model> h = random_history<Model>(rng);
     const T x = pick(h, rng);
     const std::string bytes = encode(x);
@@ -228,7 +231,7 @@ void check_decoder_robustness() {
     if (rng.chance(0.2)) payload.append(std::string(rng.below(16), '\xff'));
     const Result<T> r = detail::decode_payload<T>(payload);
     if (r.has_value()) REQUIRE(r->valid());
-  }
+  });
 }
 
 }  // namespace deltacrdt::testing
