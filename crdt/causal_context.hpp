@@ -14,8 +14,74 @@
 #include <boost/unordered/unordered_flat_set.hpp>
 
 #include "crdt/dot.hpp"
+#include "crdt/small_vector.hpp"
 
 namespace deltacrdt {
+
+namespace detail {
+
+// The dot cloud. Usually empty, or a delta's handful of non-contiguous dots: those live in
+// a small sorted inline vector (no allocation). Past kSmall dots (deltas arriving far out of
+// order) it switches to a hash set. Only one of the two holds dots at any time.
+class DotCloud {
+ public:
+  static constexpr std::size_t kSmall = 8;
+
+  bool empty() const { return small_.empty() && big_.empty(); }
+  std::size_t size() const { return small_.size() + big_.size(); }
+  bool contains(const Dot& d) const {
+    if (!big_.empty()) return big_.contains(d);
+    return std::binary_search(small_.begin(), small_.end(), d);
+  }
+  void insert(const Dot& d) {
+    if (!big_.empty()) {
+      big_.insert(d);
+      return;
+    }
+    auto pos = std::lower_bound(small_.begin(), small_.end(), d);
+    if (pos != small_.end() && *pos == d) return;
+    if (small_.size() < kSmall) {
+      small_.insert(pos, d);
+      return;
+    }
+    big_.insert(small_.begin(), small_.end());
+    big_.insert(d);
+    small_.clear();
+  }
+  bool erase(const Dot& d) {
+    if (!big_.empty()) return big_.erase(d) != 0;
+    auto pos = std::lower_bound(small_.begin(), small_.end(), d);
+    if (pos == small_.end() || *pos != d) return false;
+    small_.erase(pos);
+    return true;
+  }
+  void clear() {
+    small_.clear();
+    big_.clear();
+  }
+  template <class F>
+  void for_each(F&& f) const {
+    for (const Dot& d : small_) f(d);
+    for (const Dot& d : big_) f(d);
+  }
+  std::vector<Dot> to_vector() const {
+    std::vector<Dot> out(small_.begin(), small_.end());
+    out.insert(out.end(), big_.begin(), big_.end());
+    return out;
+  }
+  friend bool operator==(const DotCloud& a, const DotCloud& b) {
+    if (a.size() != b.size()) return false;
+    bool same = true;
+    a.for_each([&](const Dot& d) { same = same && b.contains(d); });
+    return same;
+  }
+
+ private:
+  boost::container::small_vector<Dot, kSmall> small_;  // sorted
+  boost::unordered_flat_set<Dot, DotHash> big_;
+};
+
+}  // namespace detail
 
 class CausalContext {
  public:
@@ -76,7 +142,7 @@ class CausalContext {
         grew = true;
       }
     }
-    for (const Dot& d : other.cloud_) insert(d);
+    other.cloud_.for_each([&](const Dot& d) { insert(d); });
     if (grew && !cloud_.empty()) compact_all();
   }
 
@@ -88,10 +154,9 @@ class CausalContext {
         if (!other.cloud_.contains(Dot{r, c})) return false;
       }
     }
-    for (const Dot& d : cloud_) {
-      if (!other.contains(d)) return false;
-    }
-    return true;
+    bool ok = true;
+    cloud_.for_each([&](const Dot& d) { ok = ok && other.contains(d); });
+    return ok;
   }
 
   // Number of dots represented (sum of the vector plus the cloud), saturating: callers
@@ -113,7 +178,7 @@ class CausalContext {
     for (const auto& [r, n] : vv_) {
       for (std::uint64_t c = 1; c <= n; ++c) f(Dot{r, c});
     }
-    for (const Dot& d : cloud_) f(d);
+    cloud_.for_each(f);
   }
 
   // Calls f(Dot) for every dot of `this` that `base` lacks. Skips each replica's prefix
@@ -126,9 +191,9 @@ class CausalContext {
         if (!base.contains(d)) f(d);
       }
     }
-    for (const Dot& d : cloud_) {
+    cloud_.for_each([&](const Dot& d) {
       if (!base.contains(d)) f(d);
-    }
+    });
   }
 
   // Canonical (sorted) views, used for serialization and digests.
@@ -138,7 +203,7 @@ class CausalContext {
     return out;
   }
   std::vector<Dot> sorted_cloud() const {
-    std::vector<Dot> out(cloud_.begin(), cloud_.end());
+    std::vector<Dot> out = cloud_.to_vector();
     std::sort(out.begin(), out.end());
     return out;
   }
@@ -205,16 +270,12 @@ class CausalContext {
   void compact_replica(ReplicaId r) {
     if (cloud_.empty()) return;
     auto& top = vv_[r];  // r has a vector entry: callers just raised it
-    for (auto it = cloud_.find(Dot{r, top + 1}); it != cloud_.end();
-         it = cloud_.find(Dot{r, top + 1})) {
-      cloud_.erase(it);
-      ++top;
-    }
+    while (cloud_.erase(Dot{r, top + 1})) ++top;
   }
 
   void compact_all() {
     if (cloud_.empty()) return;
-    std::vector<Dot> dots(cloud_.begin(), cloud_.end());
+    std::vector<Dot> dots = cloud_.to_vector();
     std::sort(dots.begin(), dots.end());
     cloud_.clear();
     for (const Dot& d : dots) {
@@ -230,7 +291,7 @@ class CausalContext {
   }
 
   boost::unordered_flat_map<ReplicaId, std::uint64_t> vv_;  // no zero entries
-  boost::unordered_flat_set<Dot, DotHash> cloud_;           // each dot > its replica's prefix + 1
+  detail::DotCloud cloud_;                                  // each dot > its replica's prefix + 1
 };
 
 }  // namespace deltacrdt

@@ -16,16 +16,6 @@
 #include <string>
 #include <utility>
 
-// GCC 12 reports a false -Wstringop-overread inside small_vector's copy at -O2; the
-// diagnostic is located in the Boost header, so silencing it there keeps our code checked.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wstringop-overread"
-#endif
-#include <boost/container/small_vector.hpp>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 #include <boost/container_hash/hash.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <boost/unordered/unordered_map.hpp>
@@ -33,6 +23,7 @@
 #include "crdt/causal_context.hpp"
 #include "crdt/codec.hpp"
 #include "crdt/dot.hpp"
+#include "crdt/small_vector.hpp"
 
 namespace deltacrdt {
 

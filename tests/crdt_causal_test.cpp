@@ -42,6 +42,28 @@ TEST_SUITE("crdt.causal_context") {
     CHECK_FALSE(a.leq(b));
   }
 
+  TEST_CASE("a cloud that outgrows its inline storage still compacts and compares") {
+    CausalContext scattered, in_order;
+    for (std::uint64_t c = 40; c >= 2; c -= 2) scattered.insert(Dot{3, c});  // 20 gaps
+    CHECK(scattered.cloud_size() == 20);
+    CHECK(scattered.contains(Dot{3, 24}));
+    CHECK_FALSE(scattered.contains(Dot{3, 23}));
+    for (std::uint64_t c = 1; c <= 40; c += 2) scattered.insert(Dot{3, c});
+    CHECK(scattered.cloud_size() == 0);
+    CHECK(scattered.max_contiguous(3) == 40);
+    for (std::uint64_t c = 1; c <= 40; ++c) in_order.insert(Dot{3, c});
+    CHECK(scattered == in_order);
+    CausalContext mixed;
+    for (std::uint64_t c = 10; c <= 30; c += 2) mixed.insert(Dot{4, c});
+    CausalContext few;
+    few.insert(Dot{4, 30});
+    few.insert(Dot{4, 10});
+    CHECK(few.leq(mixed));
+    CHECK_FALSE(mixed.leq(few));
+    mixed.join(few);
+    CHECK(mixed.cloud_size() == 11);
+  }
+
   TEST_CASE("make_dot issues consecutive dots") {
     CausalContext c;
     CHECK(c.make_dot(9) == Dot{9, 1});

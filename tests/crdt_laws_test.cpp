@@ -9,6 +9,9 @@ using namespace deltacrdt::testing;
 
 TEST_SUITE("crdt.laws") {
   TEST_CASE("AWLWWMap satisfies the lattice laws") { check_lattice_laws<AWLWWMapModel>(); }
+  TEST_CASE("AWLWWMap with indexed storage satisfies the lattice laws") {
+    check_lattice_laws<AWLWWMapWideModel>();
+  }
   TEST_CASE("ORSet satisfies the lattice laws") { check_lattice_laws<ORSetModel>(); }
   TEST_CASE("EWFlag satisfies the lattice laws") { check_lattice_laws<EWFlagModel>(); }
   TEST_CASE("MVRegister satisfies the lattice laws") { check_lattice_laws<MVRegisterModel>(); }
@@ -24,6 +27,9 @@ TEST_SUITE("crdt.laws") {
 }
 
 TEST_SUITE("crdt.decode") {
+  TEST_CASE("AWLWWMap with indexed storage rejects truncated and corrupted encodings") {
+    check_decoder_robustness<AWLWWMapWideModel>();
+  }
   TEST_CASE("AWLWWMap rejects truncated and corrupted encodings") {
     check_decoder_robustness<AWLWWMapModel>();
   }

@@ -28,6 +28,22 @@ struct AWLWWMapModel {
   }
 };
 
+// Many keys, mostly puts: histories grow past EntryTable's scan threshold, so the laws
+// also run against the indexed storage (AWLWWMapModel's small maps stay unindexed).
+struct AWLWWMapWideModel {
+  using Type = AWLWWMap<std::string, std::string>;
+  static Type mutate(Type& x, ReplicaId self, PropertyRng& rng) {
+    const auto roll = rng.below(100);
+    const std::string key = "w" + std::to_string(rng.below(24));
+    if (roll < 85) {
+      const HlcTimestamp ts = HlcTimestamp::from_parts(rng.physical_ms(), rng.below(2));
+      return x.put(self, key, rng.value(), ts);
+    }
+    if (roll < 99) return x.remove(key);
+    return x.clear();
+  }
+};
+
 struct ORSetModel {
   using Type = ORSet<std::string>;
   static Type mutate(Type& x, ReplicaId self, PropertyRng& rng) {

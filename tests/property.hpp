@@ -87,7 +87,7 @@ History<Model> random_history(PropertyRng& rng) {
   History<Model> h;
   const std::size_t n = 2 + rng.below(4);
   h.replicas.resize(n);
-  const std::size_t steps = 1 + rng.below(24);
+  const std::size_t steps = 1 + rng.below(40);
   for (std::size_t s = 0; s < steps; ++s) {
     const std::size_t i = rng.below(n);
     if (h.deltas.empty() || rng.chance(0.6)) {
@@ -134,6 +134,7 @@ void check_lattice_laws() {
 
     // Commutative, associative, idempotent.
     REQUIRE(joined(a, b) == joined(b, a));
+    REQUIRE(joined(a, b).valid());  // derived state (indexes, counts) kept in step
     REQUIRE(joined(joined(a, b), c) == joined(a, joined(b, c)));
     REQUIRE(joined(a, a) == a);
     // Lattice order agrees with join; join is an upper bound (monotone).
@@ -153,12 +154,15 @@ void check_lattice_laws() {
       REQUIRE(d.leq(x));
       // The delta is minimal: nothing in it was already in the state it was made from.
       REQUIRE(before.novel_part(d) == d);
+      REQUIRE(x.valid());
+      REQUIRE(d.valid());
     }
 
     // Join decomposition: X ⊔ Δ(d, X) == X ⊔ d, Δ(d, X) ⊑ d, and Δ(X, X) is bottom.
     {
       const T delta = a.novel_part(b);
       REQUIRE(joined(a, delta) == joined(a, b));
+      REQUIRE(delta.valid());
       REQUIRE(delta.leq(b));
       REQUIRE(a.novel_part(a).is_bottom());
       REQUIRE(joined(a, b).novel_part(b).is_bottom());
