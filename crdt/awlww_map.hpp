@@ -386,22 +386,32 @@ class AWLWWMap {
     e.for_each_slot([&](const Slot& s) { removed += dropped(s) ? 1 : 0; });
     theirs.for_each_slot([&](const Slot& s) { changed = changed || !ctx_.contains(s.dot); });
     if (removed == 0 && !changed) return 0;  // duplicate delivery: touch nothing
-    SlotList slots;
-    e.for_each_slot([&](const Slot& s) {
-      if (!dropped(s)) slots.push_back(s);
-    });
-    theirs.for_each_slot([&](const Slot& s) {
-      if (!ctx_.contains(s.dot)) slots.push_back(s);
-    });
-    if (slots.empty()) {
+    const std::size_t kept = e.slot_count() - removed;
+    std::size_t adopted = 0;
+    theirs.for_each_slot([&](const Slot& s) { adopted += ctx_.contains(s.dot) ? 0 : 1; });
+    if (kept + adopted == 0) {
       table_.erase(pos);  // unindexes every dot the entry held
       return removed;
     }
-    e.for_each_slot([&](const Slot& s) {
-      if (dropped(s)) table_.dot_removed(s.dot);
-    });
+    // Our surviving slots are moved, not copied: the entry is rebuilt from `slots` below.
+    // (A moved-from slot keeps its dot, which is all the bookkeeping reads.)
+    SlotList slots;
+    const auto take = [&](Slot& s) {
+      if (dropped(s)) {
+        table_.dot_removed(s.dot);
+      } else {
+        slots.push_back(std::move(s));
+      }
+    };
+    take(e.head);
+    if (e.rest) {
+      for (Slot& s : *e.rest) take(s);
+    }
     theirs.for_each_slot([&](const Slot& s) {
-      if (!ctx_.contains(s.dot)) table_.dot_added(s.dot, pos);
+      if (!ctx_.contains(s.dot)) {
+        slots.push_back(s);
+        table_.dot_added(s.dot, pos);
+      }
     });
     e.assign(slots);
     return removed;

@@ -21,6 +21,7 @@
 #include <boost/unordered/unordered_flat_set.hpp>
 
 #include "crdt/dot.hpp"
+#include "crdt/dot_index.hpp"
 
 namespace deltacrdt::detail {
 
@@ -76,8 +77,7 @@ class EntryTable {
   std::uint32_t find_dot(const Dot& d) const {
     if (!impl_) return kNone;
     if (impl_->indexed) {
-      auto it = impl_->dots.find(d);
-      return it == impl_->dots.end() ? kNone : it->second;
+      return impl_->dots.find(d);
     }
     const auto& v = impl_->entries;
     for (std::uint32_t i = 0; i < v.size(); ++i) {
@@ -152,7 +152,6 @@ class EntryTable {
     impl_->entries.reserve(n);
     if (!impl_->indexed) build_indexes();
     impl_->keys.reserve(n);
-    impl_->dots.reserve(n);
   }
 
   void clear() { impl_.reset(); }
@@ -211,8 +210,8 @@ class EntryTable {
     Impl& operator=(const Impl&) = delete;
 
     std::vector<Entry> entries;
-    boost::unordered_flat_set<Pos, KeyHash, KeyEq> keys;          // valid iff indexed
-    boost::unordered_flat_map<Dot, std::uint32_t, DotHash> dots;  // valid iff indexed
+    boost::unordered_flat_set<Pos, KeyHash, KeyEq> keys;  // valid iff indexed
+    DotIndex dots;                                        // valid iff indexed
     std::size_t dot_count = 0;
     bool indexed = false;
   };
@@ -222,7 +221,6 @@ class EntryTable {
     m.keys.clear();
     m.dots.clear();
     m.keys.reserve(m.entries.size());
-    m.dots.reserve(m.dot_count);
     for (std::uint32_t i = 0; i < m.entries.size(); ++i) {
       m.keys.insert(Pos{i, short_hash(m.entries[i].key)});
       m.entries[i].for_each_dot([&](const Dot& d) { m.dots.insert_or_assign(d, i); });
