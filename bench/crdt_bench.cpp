@@ -4,7 +4,7 @@
 // stderr, and with --json FILE the raw per-run numbers. Single-threaded; every rate is the
 // median of --repeat runs. docs/benchmarks.md explains the figures.
 //
-// Usage: crdt-bench [--sizes 1000,100000,1000000] [--repeat 3] [--json out.json]
+// Usage: crdt-bench [--sizes 1000,100000,1000000] [--repeat 5] [--json out.json]
 //                   [--only memory,insert,orset,delta,join]   (a subset, e.g. for profiling)
 #include <malloc.h>
 #include <unistd.h>
@@ -64,7 +64,7 @@ std::uint64_t g_sink = 0;
 
 struct Options {
   std::vector<std::size_t> sizes{1'000, 100'000, 1'000'000};  // N values to measure
-  int repeat = 3;    // runs per figure; the median is reported
+  int repeat = 5;    // runs per figure; the median is reported (1M figures vary ~15% run to run)
   std::string json;  // empty: no JSON file
   // Figure groups to run (memory, insert, orset, delta, join); empty: all. For profiling
   // one operation, e.g. under callgrind.
@@ -76,7 +76,7 @@ struct Options {
 };
 
 constexpr const char* kUsage =
-    "usage: crdt-bench [--sizes 1000,100000,1000000] [--repeat 3] [--json FILE]\n"
+    "usage: crdt-bench [--sizes 1000,100000,1000000] [--repeat 5] [--json FILE]\n"
     "                  [--only memory,insert,orset,delta,join]\n";
 
 [[noreturn]] void usage_error(std::string_view why) {
@@ -402,9 +402,13 @@ void measure_memory(SizeResult& res, const std::string& id, std::size_t n, Build
   {
     auto c = build();
     const MemSample after = mem_now();
+    // Growth leaves freed buffers (old vectors and hash tables) that glibc keeps resident;
+    // trimming returns them, so RSS shows what the container itself occupies.
+    malloc_trim(0);
+    const MemSample trimmed = mem_now();
     check(c.size() == n, "container size in memory phase");
     res.add("heap_bytes_per_key_" + id, Metric{"bytes/key", {per_key(after.heap, before.heap, n)}});
-    res.add("rss_bytes_per_key_" + id, Metric{"bytes/key", {per_key(after.rss, before.rss, n)}});
+    res.add("rss_bytes_per_key_" + id, Metric{"bytes/key", {per_key(trimmed.rss, before.rss, n)}});
     inspect(c);
   }
 }
