@@ -1,0 +1,81 @@
+// Messages and options of the delta anti-entropy protocol (docs/protocol.md). Plain values:
+// the sans-I/O core produces and consumes them, the simulator and the TCP transport carry
+// them. Payloads are encode(T) bytes (crdt/codec.hpp), so every hop uses the real format.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "crdt/dot.hpp"
+
+namespace deltacrdt {
+
+// Virtual or real time as seen by the protocol core; it never reads a clock itself.
+using Time = std::chrono::nanoseconds;
+
+// Replicas name their neighbours by replica id.
+using PeerId = ReplicaId;
+
+struct SyncOptions {
+  // Safety-net period: every tick resends whatever a neighbour has not acknowledged.
+  // (DeltaCrdt's default; local writes do not wait for it, see push_debounce.)
+  Time sync_interval = std::chrono::milliseconds(200);
+  // A local write is pushed to neighbours this long after it happens, so a burst of writes
+  // travels as one message instead of one message per write.
+  Time push_debounce = std::chrono::milliseconds(2);
+  // Upper bound on the payload of one message. Batches of deltas are cut by bytes, never by
+  // element count; a state transfer is chunked to this size.
+  std::size_t max_sync_bytes = 256 * 1024;
+  // Upper bound on the bytes of buffered deltas. Past it the oldest deltas are dropped; a
+  // neighbour that still needed them catches up by state transfer instead (never silently).
+  std::size_t max_buffer_bytes = 64 * 1024 * 1024;
+  // State-transfer chunks in flight per neighbour before an acknowledgement is required.
+  std::size_t transfer_window = 8;
+  // Unacknowledged data is sent again after this long without progress.
+  Time retransmit_after = std::chrono::milliseconds(400);
+};
+
+// One protocol message. `kind` selects which fields are meaningful.
+struct SyncMessage {
+  enum class Kind : std::uint8_t {
+    // Deltas with sequence numbers [first, last) of the sender, joined into one payload.
+    delta = 1,
+    // Receiver of `delta` acknowledges [first, last).
+    delta_ack = 2,
+    // Chunk `first` of `last` chunks of a state transfer; `transfer` names the transfer and
+    // `seq` is the sender's sequence number when its state was captured.
+    state_chunk = 3,
+    // Receiver holds chunks [0, first) of transfer `transfer`.
+    state_ack = 4,
+  };
+
+  Kind kind = Kind::delta;
+  std::uint64_t first = 0;
+  std::uint64_t last = 0;
+  std::uint64_t transfer = 0;
+  std::uint64_t seq = 0;
+  std::string payload;
+
+  // Bytes this message occupies on the wire before transport framing.
+  std::size_t wire_size() const { return 1 + 4 * 8 + 8 + payload.size(); }
+};
+
+// Counters a replica exposes (monotone unless noted).
+struct SyncMetrics {
+  std::uint64_t deltas_sent = 0;  // delta messages
+  std::uint64_t delta_bytes_sent = 0;
+  std::uint64_t deltas_received = 0;
+  std::uint64_t delta_bytes_received = 0;
+  std::uint64_t redundant_bytes_removed = 0;  // received delta bytes that Δ(d, X) dropped
+  std::uint64_t catchup_rounds = 0;           // state transfers started towards neighbours
+  std::uint64_t catchup_chunks_sent = 0;
+  std::uint64_t catchup_bytes_sent = 0;
+  std::uint64_t catchups_completed = 0;  // state transfers received and joined
+  std::uint64_t buffer_entries = 0;      // current (not monotone)
+  std::uint64_t buffer_bytes = 0;        // current (not monotone)
+  std::uint64_t max_ack_lag = 0;         // current: largest c - A[j] over neighbours
+};
+
+}  // namespace deltacrdt

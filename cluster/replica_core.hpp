@@ -1,0 +1,423 @@
+// ReplicaCore<T>: the sans-I/O delta anti-entropy protocol for one replica of any DeltaCrdt
+// (docs/protocol.md). It takes (now, input) - a local mutation, a message, a tick - and
+// queues outgoing messages; it never touches sockets, threads or a clock, so the same code
+// runs under the deterministic simulator and behind real TCP.
+//
+// Durable: the state X and the delta sequence number c. Volatile: the delta buffer D
+// (seq -> delta, origin) and, per neighbour j, the next sequence number j needs (A[j]).
+// Not thread-safe: the runner confines each core to one strand (or the simulator's loop).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cluster/protocol.hpp"
+#include "crdt/codec.hpp"
+#include "crdt/concept.hpp"
+
+namespace deltacrdt {
+
+template <DeltaCrdt T>
+class ReplicaCore {
+ public:
+  struct Outgoing {
+    PeerId to;
+    SyncMessage msg;
+  };
+
+  static constexpr Time kNever = Time::max();
+
+  // `incarnation` distinguishes restarts of one replica id (it names state transfers, so a
+  // restarted sender's transfer is never mistaken for one from before the restart).
+  explicit ReplicaCore(ReplicaId self, SyncOptions options = {}, T state = T{},
+                       std::uint64_t seq = 0, std::uint64_t incarnation = 0)
+      : self_(self),
+        options_(options),
+        state_(std::move(state)),
+        seq_(seq),
+        buffer_base_(seq),
+        incarnation_(incarnation) {}
+
+  ReplicaId id() const { return self_; }
+  const T& state() const { return state_; }
+  std::uint64_t seq() const { return seq_; }
+  const SyncOptions& options() const { return options_; }
+
+  // Applies fn(T&) -> T, a mutator that updates the state and returns its delta, buffers the
+  // delta and schedules a push after push_debounce. Returns the delta's sequence number, or
+  // seq() unchanged when the mutation was a no-op (bottom delta).
+  template <class F>
+  std::uint64_t mutate(Time now, F&& fn) {
+    T delta = fn(state_);
+    if (delta.is_bottom()) return seq_;
+    const std::uint64_t assigned = seq_;
+    record(std::move(delta), self_);
+    push_at_ = std::min(push_at_, now + options_.push_debounce);
+    return assigned;
+  }
+
+  // Sets the replicas this one sends to (one direction: they need not send back). New
+  // neighbours are brought up to date by state transfer on the next tick.
+  void set_neighbours(const std::vector<PeerId>& peers) {
+    std::map<PeerId, Neighbour> next;
+    for (PeerId p : peers) {
+      if (p == self_) continue;
+      auto it = neighbours_.find(p);
+      next.emplace(p, it != neighbours_.end() ? std::move(it->second) : Neighbour{});
+    }
+    neighbours_ = std::move(next);
+    next_sync_ = std::min(next_sync_, Time::zero());  // greet new neighbours promptly
+  }
+
+  std::vector<PeerId> neighbours() const {
+    std::vector<PeerId> out;
+    for (const auto& [p, n] : neighbours_) out.push_back(p);
+    return out;
+  }
+
+  void receive(Time now, PeerId from, const SyncMessage& m) {
+    switch (m.kind) {
+      case SyncMessage::Kind::delta:
+        on_delta(from, m);
+        break;
+      case SyncMessage::Kind::delta_ack:
+        on_delta_ack(now, from, m);
+        break;
+      case SyncMessage::Kind::state_chunk:
+        on_state_chunk(from, m);
+        break;
+      case SyncMessage::Kind::state_ack:
+        on_state_ack(now, from, m);
+        break;
+    }
+  }
+
+  // Sends what is due: pushes of recent local writes, and on every sync_interval the
+  // periodic round that retransmits whatever neighbours have not acknowledged.
+  void tick(Time now) {
+    const bool sync = now >= next_sync_;
+    const bool push = now >= push_at_;
+    if (!sync && !push) return;
+    if (sync) next_sync_ = now + options_.sync_interval;
+    if (push) push_at_ = kNever;
+    for (auto& [peer, n] : neighbours_) {
+      const bool stalled = now - n.last_progress >= options_.retransmit_after;
+      if (n.transfer) {
+        if (sync && stalled) {
+          n.transfer->sent = n.transfer->acked;  // resend the unacknowledged window
+          n.last_progress = now;
+          send_chunks(peer, n);
+        }
+      } else if (sync || push) {
+        flush(now, peer, n, sync && stalled);
+      }
+    }
+    collect_buffer();
+  }
+
+  // When tick() next has work to do (absent new input).
+  Time next_wakeup() const { return std::min(push_at_, next_sync_); }
+
+  std::vector<Outgoing> take_outbox() { return std::exchange(outbox_, {}); }
+  bool has_outbox() const { return !outbox_.empty(); }
+
+  // A[j]: the next sequence number neighbour j needs (what it has acknowledged), or 0 if
+  // j is unknown.
+  std::uint64_t acked_by(PeerId j) const {
+    auto it = neighbours_.find(j);
+    return it == neighbours_.end() || !it->second.known ? 0 : it->second.acked;
+  }
+
+  SyncMetrics metrics() const {
+    SyncMetrics m = metrics_;
+    m.buffer_entries = buffer_.size();
+    m.buffer_bytes = buffer_bytes_;
+    for (const auto& [p, n] : neighbours_) {
+      const std::uint64_t lag = n.known ? seq_ - std::min(seq_, n.acked) : seq_;
+      m.max_ack_lag = std::max(m.max_ack_lag, lag);
+    }
+    return m;
+  }
+
+ private:
+  struct Buffered {
+    T delta;
+    PeerId origin;
+    std::size_t bytes;
+  };
+
+  // A state transfer towards one neighbour: chunks of a snapshot taken at sequence `seq`.
+  struct Transfer {
+    std::uint64_t id = 0;
+    std::uint64_t seq = 0;
+    std::shared_ptr<const std::string> bytes;
+    std::uint64_t chunks = 0;
+    std::uint64_t acked = 0;  // chunks [0, acked) confirmed
+    std::uint64_t sent = 0;   // chunks [0, sent) sent at least once
+  };
+
+  struct Neighbour {
+    bool known = false;           // acked is meaningful (j has our deltas before it)
+    std::uint64_t acked = 0;      // A[j]
+    std::uint64_t sent_upto = 0;  // deltas [acked, sent_upto) are in flight
+    Time last_progress{};
+    std::unique_ptr<Transfer> transfer;
+  };
+
+  // A state transfer arriving from one peer, reassembled in order.
+  struct Incoming {
+    std::uint64_t id = 0;
+    std::uint64_t seq = 0;
+    std::uint64_t chunks = 0;
+    std::uint64_t have = 0;
+    std::string bytes;
+  };
+
+  void record(T delta, PeerId origin) {
+    const std::size_t bytes = encode(delta).size();
+    buffer_.push_back(Buffered{std::move(delta), origin, bytes});
+    buffer_bytes_ += bytes;
+    ++seq_;
+  }
+
+  void send(PeerId to, SyncMessage m) { outbox_.push_back(Outgoing{to, std::move(m)}); }
+
+  // BP: deltas that came from j are never sent back to j; skip them where they lead.
+  void skip_own_deltas(PeerId j, Neighbour& n) {
+    while (n.acked < seq_ && n.acked >= buffer_base_ &&
+           buffer_[n.acked - buffer_base_].origin == j) {
+      ++n.acked;
+    }
+    n.sent_upto = std::max(n.sent_upto, n.acked);
+  }
+
+  // Sends j the deltas it lacks, joined into batches of at most max_sync_bytes. With
+  // `retransmit`, starts again from what j acknowledged; otherwise only what was never sent.
+  void flush(Time now, PeerId j, Neighbour& n, bool retransmit) {
+    if (!n.known || n.acked < buffer_base_) {
+      start_transfer(now, j, n);
+      return;
+    }
+    skip_own_deltas(j, n);
+    if (n.acked == seq_) {
+      n.last_progress = now;
+      return;
+    }
+    if (retransmit || n.sent_upto == n.acked) n.last_progress = now;
+    std::uint64_t l = retransmit ? n.acked : std::max(n.acked, n.sent_upto);
+    while (l < seq_) {
+      const std::uint64_t first = l;
+      T group;
+      std::size_t bytes = 0;
+      bool any = false;
+      for (; l < seq_; ++l) {
+        const Buffered& b = buffer_[l - buffer_base_];
+        if (b.origin == j) continue;
+        if (b.bytes > options_.max_sync_bytes) {
+          if (any) break;
+          // One delta too large for any message: a state transfer carries it in chunks.
+          start_transfer(now, j, n);
+          return;
+        }
+        if (any && bytes + b.bytes > options_.max_sync_bytes) break;
+        group.join(b.delta);
+        bytes += b.bytes;
+        any = true;
+      }
+      if (!any) break;  // only j's own deltas remain; its next ack skips them
+      SyncMessage m;
+      m.kind = SyncMessage::Kind::delta;
+      m.first = first;
+      m.last = l;
+      m.payload = encode(group);
+      ++metrics_.deltas_sent;
+      metrics_.delta_bytes_sent += m.payload.size();
+      send(j, std::move(m));
+    }
+    n.sent_upto = seq_;
+  }
+
+  void on_delta(PeerId from, const SyncMessage& m) {
+    Result<T> d = decode<T>(m.payload);
+    if (!d) return;  // corrupt payload: unacknowledged, so the sender retransmits
+    ++metrics_.deltas_received;
+    metrics_.delta_bytes_received += m.payload.size();
+    absorb(std::move(*d), from, m.payload.size());
+    SyncMessage ack;
+    ack.kind = SyncMessage::Kind::delta_ack;
+    ack.first = m.first;
+    ack.last = m.last;
+    send(from, std::move(ack));
+  }
+
+  // RR: only the part of d that the state lacks enters the state and the buffer.
+  void absorb(T d, PeerId from, std::size_t received_bytes) {
+    T novel = state_.novel_part(d);
+    if (novel.is_bottom()) {
+      metrics_.redundant_bytes_removed += received_bytes;
+      return;
+    }
+    state_.join(novel);
+    const std::size_t before = buffer_bytes_;
+    record(std::move(novel), from);
+    const std::size_t kept = buffer_bytes_ - before;
+    if (received_bytes > kept) metrics_.redundant_bytes_removed += received_bytes - kept;
+  }
+
+  // Acks advance A[j] only contiguously: an ack for a later batch whose predecessor was
+  // lost must not let the sender skip the lost one.
+  void on_delta_ack(Time now, PeerId from, const SyncMessage& m) {
+    auto it = neighbours_.find(from);
+    if (it == neighbours_.end()) return;
+    Neighbour& n = it->second;
+    if (!n.known || n.transfer || m.first > n.acked || m.last <= n.acked || m.last > seq_) return;
+    n.acked = m.last;
+    n.last_progress = now;
+    skip_own_deltas(from, n);
+  }
+
+  void start_transfer(Time now, PeerId j, Neighbour& n) {
+    if (!snapshot_ || snapshot_seq_ != seq_) {
+      snapshot_ = std::make_shared<const std::string>(encode(state_));
+      snapshot_seq_ = seq_;
+    }
+    auto t = std::make_unique<Transfer>();
+    t->id = (incarnation_ << 32) | (++transfers_started_ & 0xffffffffu);
+    t->seq = snapshot_seq_;
+    t->bytes = snapshot_;
+    const std::size_t chunk = std::max<std::size_t>(1, options_.max_sync_bytes);
+    t->chunks = std::max<std::uint64_t>(1, (t->bytes->size() + chunk - 1) / chunk);
+    n.transfer = std::move(t);
+    n.last_progress = now;
+    ++metrics_.catchup_rounds;
+    send_chunks(j, n);
+  }
+
+  void send_chunks(PeerId j, Neighbour& n) {
+    Transfer& t = *n.transfer;
+    const std::size_t chunk = std::max<std::size_t>(1, options_.max_sync_bytes);
+    while (t.sent < t.chunks && t.sent < t.acked + options_.transfer_window) {
+      SyncMessage m;
+      m.kind = SyncMessage::Kind::state_chunk;
+      m.first = t.sent;
+      m.last = t.chunks;
+      m.transfer = t.id;
+      m.seq = t.seq;
+      const std::size_t at = static_cast<std::size_t>(t.sent) * chunk;
+      m.payload = t.bytes->substr(at, std::min(chunk, t.bytes->size() - at));
+      ++metrics_.catchup_chunks_sent;
+      metrics_.catchup_bytes_sent += m.payload.size();
+      send(j, std::move(m));
+      ++t.sent;
+    }
+  }
+
+  void on_state_ack(Time now, PeerId from, const SyncMessage& m) {
+    auto it = neighbours_.find(from);
+    if (it == neighbours_.end() || !it->second.transfer) return;
+    Neighbour& n = it->second;
+    Transfer& t = *n.transfer;
+    if (m.transfer != t.id || m.first == t.acked) return;
+    // An ack below what j confirmed before means j lost its partial copy (it restarted):
+    // rewind to what it holds. (A late, reordered ack rewinds needlessly but harmlessly:
+    // j's answer to the resent chunk moves us forward again.)
+    const bool lost = m.first < t.acked;
+    t.acked = std::min(m.first, t.chunks);
+    t.sent = lost ? t.acked : std::max(t.sent, t.acked);
+    n.last_progress = now;
+    if (t.acked < t.chunks) {
+      send_chunks(from, n);
+      return;
+    }
+    // j now holds our state as of t.seq: ordinary deltas carry on from there.
+    n.known = true;
+    n.acked = t.seq;
+    n.sent_upto = t.seq;
+    n.transfer.reset();
+    flush(now, from, n, false);
+  }
+
+  // Chunks are taken in order only (a gap waits for the sender's retransmission). The
+  // state is joined only once complete: a partial state must never be joined with the
+  // sender's whole causal context.
+  void on_state_chunk(PeerId from, const SyncMessage& m) {
+    Incoming& in = incoming_[from];
+    if (in.id != m.transfer) {
+      if (completed_.contains(from) && completed_[from] == m.transfer) {
+        send_state_ack(from, m.transfer, m.last);  // a late duplicate of a finished transfer
+        incoming_.erase(from);
+        return;
+      }
+      in = Incoming{m.transfer, m.seq, m.last, 0, {}};
+    }
+    if (m.first == in.have && m.last == in.chunks) {
+      in.bytes += m.payload;
+      ++in.have;
+    }
+    send_state_ack(from, in.id, in.have);
+    if (in.have < in.chunks) return;
+    Result<T> state = decode<T>(in.bytes);
+    completed_[from] = in.id;
+    const std::size_t size = in.bytes.size();
+    incoming_.erase(from);
+    if (!state) return;
+    ++metrics_.catchups_completed;
+    absorb(std::move(*state), from, size);
+  }
+
+  void send_state_ack(PeerId to, std::uint64_t transfer, std::uint64_t have) {
+    SyncMessage ack;
+    ack.kind = SyncMessage::Kind::state_ack;
+    ack.transfer = transfer;
+    ack.first = have;
+    send(to, std::move(ack));
+  }
+
+  // GC: drop deltas every neighbour has acknowledged (a neighbour in state transfer needs
+  // them from its snapshot on), then enforce the byte cap. Neighbours left behind by the cap
+  // take the state-transfer path at their next flush.
+  void collect_buffer() {
+    std::uint64_t needed = seq_;
+    for (const auto& [p, n] : neighbours_) {
+      if (n.transfer) {
+        needed = std::min(needed, n.transfer->seq);
+      } else if (n.known) {
+        needed = std::min(needed, n.acked);
+      }
+    }
+    while (!buffer_.empty() &&
+           (buffer_base_ < needed || buffer_bytes_ > options_.max_buffer_bytes)) {
+      buffer_bytes_ -= buffer_.front().bytes;
+      buffer_.pop_front();
+      ++buffer_base_;
+    }
+    if (snapshot_ && snapshot_.use_count() == 1) snapshot_.reset();
+  }
+
+  ReplicaId self_;
+  SyncOptions options_;
+  T state_;
+  std::uint64_t seq_;  // c: sequence number of the next delta
+  std::deque<Buffered> buffer_;
+  std::uint64_t buffer_base_;  // sequence number of buffer_.front()
+  std::size_t buffer_bytes_ = 0;
+  std::map<PeerId, Neighbour> neighbours_;  // ordered: deterministic output order
+  std::map<PeerId, Incoming> incoming_;
+  std::map<PeerId, std::uint64_t> completed_;  // last transfer joined, per sender
+  std::shared_ptr<const std::string> snapshot_;
+  std::uint64_t snapshot_seq_ = 0;
+  std::uint64_t incarnation_;
+  std::uint64_t transfers_started_ = 0;
+  Time push_at_ = kNever;
+  Time next_sync_ = Time::zero();
+  std::vector<Outgoing> outbox_;
+  SyncMetrics metrics_;
+};
+
+}  // namespace deltacrdt
