@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -44,6 +45,17 @@ class ReplicaCore {
         buffer_base_(seq),
         incarnation_(incarnation) {}
 
+  // Called around every change of the state: before(state, delta) just before `delta` is
+  // joined (remote deltas and state transfers) and after(state) once it is; for a local
+  // mutation, which applies itself, only after_local(state, delta). Used to compute diffs
+  // for on_diffs callbacks; must not call back into the core.
+  struct Observer {
+    std::function<void(const T& state, const T& delta)> before;
+    std::function<void(const T& state)> after;
+    std::function<void(const T& state, const T& delta)> after_local;
+  };
+  void set_observer(Observer o) { observer_ = std::move(o); }
+
   ReplicaId id() const { return self_; }
   const T& state() const { return state_; }
   std::uint64_t seq() const { return seq_; }
@@ -56,6 +68,7 @@ class ReplicaCore {
   std::uint64_t mutate(Time now, F&& fn) {
     T delta = fn(state_);
     if (delta.is_bottom()) return seq_;
+    if (observer_.after_local) observer_.after_local(state_, delta);
     const std::uint64_t assigned = seq_;
     record(std::move(delta), self_);
     push_at_ = std::min(push_at_, now + options_.push_debounce);
@@ -263,7 +276,9 @@ class ReplicaCore {
       metrics_.redundant_bytes_removed += received_bytes;
       return;
     }
+    if (observer_.before) observer_.before(state_, novel);
     state_.join(novel);
+    if (observer_.after) observer_.after(state_);
     const std::size_t before = buffer_bytes_;
     record(std::move(novel), from);
     const std::size_t kept = buffer_bytes_ - before;
@@ -418,6 +433,7 @@ class ReplicaCore {
   Time next_sync_ = Time::zero();
   std::vector<Outgoing> outbox_;
   SyncMetrics metrics_;
+  Observer observer_;
 };
 
 }  // namespace deltacrdt

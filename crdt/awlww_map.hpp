@@ -118,6 +118,19 @@ class AWLWWMap {
     for (const Entry& e : table_) f(e.key, e.head.value);
   }
 
+  // Calls f(const K&) for every key that joining `delta` into *this could change: the keys
+  // delta holds and the keys of our slots its context removes. (Keys may repeat.) Used to
+  // compute change notifications; cost O(|delta|).
+  template <class F>
+  void for_each_key_affected_by(const AWLWWMap& delta, F&& f) const {
+    for (const Entry& e : delta.table_) f(e.key);
+    for (const Dot& d :
+         covered_dots(delta.ctx_, [&](const Dot& x) { return !delta.table_.contains_dot(x); })) {
+      const std::uint32_t pos = table_.find_dot(d);
+      if (pos != Table::kNone) f(table_.at(pos).key);
+    }
+  }
+
   // ---- lattice ----
 
   void join(const AWLWWMap& o) {

@@ -1,0 +1,316 @@
+// Replica<T>: a ReplicaCore running on an Asio strand - the DeltaCrdt-style process an
+// application holds. Every public method is thread-safe: it posts onto the replica's strand
+// and completes through any Asio completion token (default: std::future), after the change
+// is applied. A timer on the strand drives debounced pushes and the periodic sync.
+//
+// Lifetime: the state lives in a shared Impl that every queued handler keeps alive, so the
+// Replica object may be destroyed at any time; destruction stops its timer. The transport
+// passed in must outlive the Replica (detach the replica from it first).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "cluster/replica_core.hpp"
+#include "cluster/sync_transport.hpp"
+#include "crdt/awlww_map.hpp"
+#include "crdt/hlc.hpp"
+#include "transport/asio.hpp"
+
+namespace deltacrdt {
+
+// A change to one key, as seen by on_diffs: the new value, or nullopt when removed.
+template <class K, class V>
+struct KeyChange {
+  K key;
+  std::optional<V> value;
+  friend bool operator==(const KeyChange&, const KeyChange&) = default;
+};
+
+// How diffs are computed for a type; specialised for the keyed maps.
+template <class T>
+struct DiffTraits {
+  static constexpr bool supported = false;
+};
+
+template <class K, class V, class H, class E>
+struct DiffTraits<AWLWWMap<K, V, H, E>> {
+  using Map = AWLWWMap<K, V, H, E>;
+  using Change = KeyChange<K, V>;
+  static constexpr bool supported = true;
+
+  // Values of the keys a delta may change, captured before it is joined.
+  struct Pending {
+    std::vector<std::pair<K, std::optional<V>>> before;
+  };
+  static std::optional<V> value(const Map& m, const K& k) {
+    const V* v = m.find(k);
+    return v ? std::optional<V>(*v) : std::nullopt;
+  }
+  static void capture(Pending& p, const Map& state, const Map& delta) {
+    state.for_each_key_affected_by(delta,
+                                   [&](const K& k) { p.before.emplace_back(k, value(state, k)); });
+  }
+  // Reports keys whose visible value differs from what was captured.
+  static void compare(Pending& p, const Map& state, std::vector<Change>& out) {
+    std::set<std::size_t> seen;  // keys may repeat; report each once
+    for (std::size_t i = 0; i < p.before.size(); ++i) {
+      auto& [k, old] = p.before[i];
+      bool dup = false;
+      for (std::size_t j : seen) dup = dup || p.before[j].first == k;
+      if (dup) continue;
+      seen.insert(i);
+      std::optional<V> now = value(state, k);
+      if (now != old) out.push_back(Change{k, std::move(now)});
+    }
+    p.before.clear();
+  }
+  // A local mutation has already applied itself: report the keys its delta holds. (Keys a
+  // local delta only removes are reported by Replica::remove, which knows them.)
+  static void local(const Map& state, const Map& delta, std::vector<Change>& out) {
+    delta.for_each([&](const K& k, const V&) { out.push_back(Change{k, value(state, k)}); });
+  }
+};
+
+// The diff types a Replica stores: real ones for keyed types, placeholders otherwise.
+template <class T>
+struct DiffTypes {
+  using Change = int;
+  struct Pending {};
+};
+template <class T>
+requires DiffTraits<T>::supported struct DiffTypes<T> {
+  using Change = typename DiffTraits<T>::Change;
+  using Pending = typename DiffTraits<T>::Pending;
+};
+
+struct ReplicaOptions {
+  SyncOptions sync;  // protocol timing and bounds; see cluster/protocol.hpp for defaults
+};
+
+template <DeltaCrdt T>
+class Replica {
+  using Traits = DiffTraits<T>;
+
+ public:
+  Replica(asio::any_io_executor executor, ReplicaId id, SyncTransport& transport,
+          ReplicaOptions options = {}, T state = T{}, std::uint64_t seq = 0,
+          std::uint64_t incarnation = 0)
+      : impl_(std::make_shared<Impl>(std::move(executor), id, transport, options, std::move(state),
+                                     seq, incarnation)) {
+    impl_->self_ref = impl_;
+  }
+
+  Replica(const Replica&) = delete;
+  Replica& operator=(const Replica&) = delete;
+  ~Replica() {
+    asio::post(impl_->strand, [impl = impl_] {
+      impl->stopped = true;
+      impl->timer.cancel();
+    });
+  }
+
+  ReplicaId id() const { return impl_->core.id(); }
+
+  // Hands a message from the transport to this replica.
+  void deliver(PeerId from, SyncMessage msg) {
+    asio::post(impl_->strand, [impl = impl_, from, msg = std::move(msg)] {
+      if (impl->stopped) return;
+      impl->core.receive(impl->now(), from, msg);
+      impl->pump();
+    });
+  }
+
+  // Sets the replicas this one sends to (unidirectional), at any time.
+  void set_neighbours(std::vector<PeerId> peers) {
+    asio::post(impl_->strand, [impl = impl_, peers = std::move(peers)] {
+      impl->core.set_neighbours(peers);
+      impl->pump();
+    });
+  }
+
+  // Applies fn(T&) -> T (a mutator returning its delta) on the strand. Completes with the
+  // delta's sequence number once applied; an exception from fn completes with that error.
+  template <class F, class Token = asio::use_future_t<>>
+  auto mutate(F fn, Token&& token = {}) {
+    return run<std::uint64_t>(
+        [fn = std::move(fn)](Impl& impl) mutable {
+          return impl.core.mutate(impl.now(), [&](T& x) { return fn(x); });
+        },
+        std::forward<Token>(token));
+  }
+
+  // Runs fn(const T&) on the strand and completes with its result: reads of single keys
+  // without copying the state.
+  template <class F, class Token = asio::use_future_t<>>
+  auto read(F fn, Token&& token = {}) {
+    using R = std::invoke_result_t<F&, const T&>;
+    return run<R>([fn = std::move(fn)](Impl& impl) mutable { return fn(impl.core.state()); },
+                  std::forward<Token>(token));
+  }
+
+  // A consistent copy of the whole state.
+  template <class Token = asio::use_future_t<>>
+  auto snapshot(Token&& token = {}) {
+    return run<T>([](Impl& impl) { return impl.core.state(); }, std::forward<Token>(token));
+  }
+
+  template <class Token = asio::use_future_t<>>
+  auto metrics(Token&& token = {}) {
+    return run<SyncMetrics>([](Impl& impl) { return impl.core.metrics(); },
+                            std::forward<Token>(token));
+  }
+
+  // Registers a callback for changes of visible values (keyed types). Called on `executor`
+  // (not the replica's strand, so a slow callback never delays replication), in order.
+  template <class Callback>
+  requires Traits::supported void on_diffs(asio::any_io_executor executor, Callback callback) {
+    asio::post(impl_->strand,
+               [impl = impl_, ex = std::move(executor), cb = std::move(callback)]() mutable {
+                 impl->diff_strand.emplace(asio::make_strand(ex));
+                 impl->on_diffs = std::move(cb);
+                 impl->install_observer();
+               });
+  }
+
+  // ---- typed helpers for AWLWWMap ----
+
+  // Writes key = value with a timestamp from this replica's hybrid clock, after any value
+  // this replica has seen for the key, so a causally later write always wins.
+  template <class K, class V, class Token = asio::use_future_t<>>
+  requires Traits::supported auto put(K key, V value, Token&& token = {}) {
+    return run<std::uint64_t>(
+        [key = std::move(key), value = std::move(value)](Impl& impl) mutable {
+          const std::uint64_t wall = impl.wall_ms();
+          const auto* slot = impl.core.state().find_slot(key);
+          const HlcTimestamp ts = slot ? impl.clock.observe(slot->ts, wall) : impl.clock.now(wall);
+          const ReplicaId self = impl.core.id();
+          return impl.core.mutate(
+              impl.now(), [&](T& m) { return m.put(self, std::move(key), std::move(value), ts); });
+        },
+        std::forward<Token>(token));
+  }
+
+  template <class K, class Token = asio::use_future_t<>>
+  requires Traits::supported auto remove(K key, Token&& token = {}) {
+    return run<std::uint64_t>(
+        [key = std::move(key)](Impl& impl) {
+          const bool existed = impl.core.state().contains(key);
+          const std::uint64_t seq =
+              impl.core.mutate(impl.now(), [&](T& m) { return m.remove(key); });
+          if (existed && impl.on_diffs)
+            impl.diffs.push_back(typename Traits::Change{key, std::nullopt});
+          return seq;
+        },
+        std::forward<Token>(token));
+  }
+
+  template <class K, class Token = asio::use_future_t<>>
+  requires Traits::supported auto get(K key, Token&& token = {}) {
+    return read([key = std::move(key)](const T& m) { return Traits::value(m, key); },
+                std::forward<Token>(token));
+  }
+
+ private:
+  struct Impl {
+    Impl(asio::any_io_executor ex, ReplicaId id, SyncTransport& t, ReplicaOptions o, T state,
+         std::uint64_t seq, std::uint64_t incarnation)
+        : strand(asio::make_strand(ex)),
+          timer(strand),
+          transport(t),
+          core(id, o.sync, std::move(state), seq, incarnation) {}
+
+    Time now() const { return std::chrono::steady_clock::now().time_since_epoch(); }
+    std::uint64_t wall_ms() const {
+      return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count());
+    }
+
+    // Sends queued messages, hands diffs to the callback strand, and re-arms the timer.
+    void pump() {
+      for (auto& out : core.take_outbox()) transport.send(core.id(), out.to, std::move(out.msg));
+      if (!diffs.empty() && on_diffs) {
+        asio::post(*diff_strand, [cb = on_diffs, d = std::exchange(diffs, {})] { cb(d); });
+      }
+      arm_timer();
+    }
+
+    void arm_timer() {
+      if (stopped) return;
+      const Time at = core.next_wakeup();
+      if (at == ReplicaCore<T>::kNever || at >= armed_for) return;
+      armed_for = at;
+      timer.expires_at(std::chrono::steady_clock::time_point(
+          std::chrono::duration_cast<std::chrono::steady_clock::duration>(at)));
+      timer.async_wait([self = shared(), at](boost::system::error_code ec) {
+        if (self->armed_for == at) self->armed_for = ReplicaCore<T>::kNever;
+        if (ec || self->stopped) return;
+        self->core.tick(self->now());
+        self->pump();
+      });
+    }
+
+    void install_observer() {
+      if constexpr (Traits::supported) {
+        typename ReplicaCore<T>::Observer o;
+        o.before = [this](const T& s, const T& d) { Traits::capture(pending, s, d); };
+        o.after = [this](const T& s) { Traits::compare(pending, s, diffs); };
+        o.after_local = [this](const T& s, const T& d) { Traits::local(s, d, diffs); };
+        core.set_observer(std::move(o));
+      }
+    }
+
+    std::shared_ptr<Impl> shared() { return self_ref.lock(); }
+
+    asio::strand<asio::any_io_executor> strand;
+    asio::steady_timer timer;
+    SyncTransport& transport;
+    ReplicaCore<T> core;
+    HybridClock clock;
+    Time armed_for = ReplicaCore<T>::kNever;
+    bool stopped = false;
+    std::weak_ptr<Impl> self_ref;
+    std::optional<asio::strand<asio::any_io_executor>> diff_strand;
+    std::function<void(const std::vector<typename DiffTypes<T>::Change>&)> on_diffs;
+    std::vector<typename DiffTypes<T>::Change> diffs;
+    typename DiffTypes<T>::Pending pending{};
+  };
+
+  // Runs body(Impl&) on the strand, then completes `token` with its result (or exception).
+  template <class R, class Body, class Token>
+  auto run(Body body, Token&& token) {
+    return asio::async_initiate<Token, void(std::exception_ptr, R)>(
+        [impl = impl_, body = std::move(body)](auto handler) mutable {
+          asio::post(impl->strand,
+                     [impl, body = std::move(body), handler = std::move(handler)]() mutable {
+                       std::exception_ptr error;
+                       R result{};
+                       try {
+                         result = body(*impl);
+                       } catch (...) {
+                         error = std::current_exception();
+                       }
+                       impl->pump();
+                       auto ex = asio::get_associated_executor(handler, impl->strand);
+                       asio::post(ex, [handler = std::move(handler), error,
+                                       result = std::move(result)]() mutable {
+                         std::move(handler)(error, std::move(result));
+                       });
+                     });
+        },
+        token);
+  }
+
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace deltacrdt

@@ -1,0 +1,152 @@
+// Replica<T> on a real io_context: thread-safe writes and reads, convergence through a
+// LocalTransport, on_diffs notifications, and errors from user code.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster/replica.hpp"
+#include "crdt/awlww_map.hpp"
+#include "crdt/pncounter.hpp"
+
+using namespace deltacrdt;
+using namespace std::chrono_literals;
+using Map = AWLWWMap<std::string, std::string>;
+
+namespace {
+
+// Runs an io_context on two threads for the duration of a test.
+struct Loop {
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
+  std::vector<std::thread> threads;
+  Loop() {
+    for (int i = 0; i < 2; ++i) threads.emplace_back([this] { io.run(); });
+  }
+  ~Loop() {
+    guard.reset();
+    io.stop();
+    for (auto& t : threads) t.join();
+  }
+};
+
+// Polls `done` every millisecond for at most `limit`.
+template <class F>
+bool eventually(F done, std::chrono::milliseconds limit = 5000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return done();
+}
+
+template <class T>
+void connect(LocalTransport& t, Replica<T>& r) {
+  t.attach(r.id(), [&r](PeerId from, SyncMessage m) { r.deliver(from, std::move(m)); });
+}
+
+}  // namespace
+
+TEST_SUITE("cluster.replica") {
+  TEST_CASE("two replicas converge through a local transport") {
+    Loop loop;
+    LocalTransport net;
+    Replica<Map> a(loop.io.get_executor(), 1, net), b(loop.io.get_executor(), 2, net);
+    connect(net, a);
+    connect(net, b);
+    a.set_neighbours({2});
+    b.set_neighbours({1});
+    for (int i = 0; i < 100; ++i) a.put("a" + std::to_string(i), std::string("x")).get();
+    b.put(std::string("b"), std::string("y")).get();
+    CHECK(eventually([&] { return b.read([](const Map& m) { return m.size(); }).get() == 101; }));
+    CHECK(eventually(
+        [&] { return a.get(std::string("b")).get() == std::optional<std::string>("y"); }));
+    CHECK(a.snapshot().get() == b.snapshot().get());
+    net.detach(1);
+    net.detach(2);
+  }
+
+  TEST_CASE("writes from many threads are all applied") {
+    Loop loop;
+    LocalTransport net;
+    Replica<PNCounter> r(loop.io.get_executor(), 1, net);
+    std::vector<std::thread> writers;
+    for (int t = 0; t < 4; ++t) {
+      writers.emplace_back([&] {
+        for (int i = 0; i < 250; ++i) r.mutate([](PNCounter& c) { return c.increment(1); }).get();
+      });
+    }
+    for (auto& w : writers) w.join();
+    CHECK(r.read([](const PNCounter& c) { return c.value(); }).get() == 1000);
+  }
+
+  TEST_CASE("on_diffs reports added, updated and removed keys, local and remote") {
+    Loop loop;
+    LocalTransport net;
+    Replica<Map> a(loop.io.get_executor(), 1, net), b(loop.io.get_executor(), 2, net);
+    connect(net, a);
+    connect(net, b);
+    a.set_neighbours({2});
+    b.set_neighbours({1});
+    std::mutex mu;
+    std::vector<KeyChange<std::string, std::string>> seen_by_b, seen_by_a;
+    b.on_diffs(loop.io.get_executor(), [&](const auto& changes) {
+      std::lock_guard lock(mu);
+      seen_by_b.insert(seen_by_b.end(), changes.begin(), changes.end());
+    });
+    a.on_diffs(loop.io.get_executor(), [&](const auto& changes) {
+      std::lock_guard lock(mu);
+      seen_by_a.insert(seen_by_a.end(), changes.begin(), changes.end());
+    });
+    a.put(std::string("k"), std::string("1")).get();
+    CHECK(eventually([&] {
+      std::lock_guard lock(mu);
+      return seen_by_b.size() == 1;
+    }));
+    a.put(std::string("k"), std::string("2")).get();
+    CHECK(eventually([&] {
+      std::lock_guard lock(mu);
+      return seen_by_b.size() == 2;
+    }));
+    a.remove(std::string("k")).get();
+    CHECK(eventually([&] {
+      std::lock_guard lock(mu);
+      return seen_by_b.size() == 3;
+    }));
+    std::lock_guard lock(mu);
+    using C = KeyChange<std::string, std::string>;
+    CHECK(seen_by_b == std::vector<C>{{"k", "1"}, {"k", "2"}, {"k", std::nullopt}});
+    CHECK(seen_by_a == std::vector<C>{{"k", "1"}, {"k", "2"}, {"k", std::nullopt}});
+    net.detach(1);
+    net.detach(2);
+  }
+
+  TEST_CASE("an exception from a mutator reaches the caller and the replica keeps serving") {
+    Loop loop;
+    LocalTransport net;
+    Replica<Map> r(loop.io.get_executor(), 1, net);
+    auto failed = r.mutate([](Map&) -> Map { throw std::runtime_error("rejected"); });
+    CHECK_THROWS_AS(failed.get(), std::runtime_error);
+    r.put(std::string("k"), std::string("v")).get();
+    CHECK(r.get(std::string("k")).get() == std::optional<std::string>("v"));
+  }
+
+  TEST_CASE("a causally later put wins even when this replica's clock is behind") {
+    Loop loop;
+    LocalTransport net;
+    Replica<Map> a(loop.io.get_executor(), 1, net);
+    // A value stamped far in the future by some other replica's clock.
+    Map remote;
+    const Map d = remote.put(9, "k", "future", HlcTimestamp::from_parts(1ull << 46, 0));
+    a.mutate([d](Map& m) {
+       m.join(d);
+       return d;
+     }).get();
+    a.put(std::string("k"), std::string("now")).get();
+    CHECK(a.get(std::string("k")).get() == std::optional<std::string>("now"));
+  }
+}
