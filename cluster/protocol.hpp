@@ -23,8 +23,9 @@ struct SyncOptions {
   // (DeltaCrdt's default; local writes do not wait for it, see push_debounce.)
   Time sync_interval = std::chrono::milliseconds(200);
   // A local write is pushed to neighbours this long after it happens, so a burst of writes
-  // travels as one message instead of one message per write.
-  Time push_debounce = std::chrono::milliseconds(2);
+  // travels as one message instead of one message per write. Short: under load the writes
+  // queued before the push are batched anyway, and visibility latency starts here.
+  Time push_debounce = std::chrono::microseconds(500);
   // Upper bound on the payload of one message. Batches of deltas are cut by bytes, never by
   // element count; a state transfer is chunked to this size.
   std::size_t max_sync_bytes = 256 * 1024;

@@ -300,9 +300,11 @@ class Replica {
                          error = std::current_exception();
                        }
                        impl->pump();
+                       // dispatch: a handler without an executor of its own (a callback,
+                       // a future) completes right here, not via another trip through the strand.
                        auto ex = asio::get_associated_executor(handler, impl->strand);
-                       asio::post(ex, [handler = std::move(handler), error,
-                                       result = std::move(result)]() mutable {
+                       asio::dispatch(ex, [handler = std::move(handler), error,
+                                           result = std::move(result)]() mutable {
                          std::move(handler)(error, std::move(result));
                        });
                      });

@@ -192,8 +192,16 @@ class ReplicaCore {
     std::string bytes;
   };
 
+  static std::size_t size_of(const T& delta) {
+    if constexpr (requires { delta.encoded_size_hint(); }) {
+      return delta.encoded_size_hint();
+    } else {
+      return encode(delta).size();
+    }
+  }
+
   void record(T delta, PeerId origin) {
-    const std::size_t bytes = encode(delta).size();
+    const std::size_t bytes = size_of(delta);
     buffer_.push_back(Buffered{std::move(delta), origin, bytes});
     buffer_bytes_ += bytes;
     ++seq_;
@@ -271,6 +279,19 @@ class ReplicaCore {
 
   // RR: only the part of d that the state lacks enters the state and the buffer.
   void absorb(T d, PeerId from, std::size_t received_bytes) {
+    if (received_bytes > options_.max_buffer_bytes) {
+      // Larger than the buffer may ever hold (a big state transfer): join it directly.
+      // Its novel part could not be buffered anyway, so every neighbour is moved past the
+      // buffer and catches up by state transfer.
+      if (observer_.before) observer_.before(state_, d);
+      state_.join(d);
+      if (observer_.after) observer_.after(state_);
+      ++seq_;
+      buffer_.clear();
+      buffer_bytes_ = 0;
+      buffer_base_ = seq_;
+      return;
+    }
     T novel = state_.novel_part(d);
     if (novel.is_bottom()) {
       metrics_.redundant_bytes_removed += received_bytes;

@@ -188,6 +188,17 @@ class AWLWWMap {
 
   bool is_bottom() const { return table_.empty() && ctx_.empty(); }
 
+  // About the size of encode(*this), without encoding (exact for string and integer keys
+  // and values). Replicas account their delta buffers with it.
+  std::size_t encoded_size_hint() const {
+    std::size_t n = kEncodingHeaderBytes + kEncodingTrailerBytes + 1 + ctx_.encoded_size() + 8;
+    for (const Entry& e : table_) {
+      n += detail::approx_encoded_size(e.key) + 8;
+      e.for_each_slot([&](const Slot& s) { n += 24 + detail::approx_encoded_size(s.value); });
+    }
+    return n;
+  }
+
   // Order-independent: entries are compared by key, whatever their storage order.
   friend bool operator==(const AWLWWMap& a, const AWLWWMap& b) {
     if (a.table_.size() != b.table_.size() || !(a.ctx_ == b.ctx_)) return false;

@@ -224,6 +224,9 @@ class CausalContext {
     }
   }
 
+  // Bytes of this context in an encoding (exact: fixed-width fields).
+  std::size_t encoded_size() const { return 16 + 16 * (vv_.size() + cloud_.size()); }
+
   std::size_t replica_count() const { return vv_.size(); }
   std::size_t cloud_size() const { return cloud_.size(); }
 

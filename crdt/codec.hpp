@@ -115,6 +115,21 @@ std::uint64_t hash_value(const T& v) {
   return hash_bytes(buf);
 }
 
+// A cheap estimate of how many bytes `v` adds to a payload (exact for integers and
+// strings); used to account buffered deltas without encoding them.
+template <class T>
+std::size_t approx_encoded_size(const T& v) {
+  if constexpr (std::is_arithmetic_v<T> || std::is_enum_v<T>) {
+    return sizeof(T);
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return 8 + v.size();
+  } else if constexpr (is_byte_array<T>::value) {
+    return v.size();
+  } else {
+    return 16;
+  }
+}
+
 // Reads a declared element count and rejects absurd ones before any loop runs.
 template <class Archive>
 std::uint64_t load_count(Archive& ar) {

@@ -1,0 +1,179 @@
+// replication-bench: two Replica<AWLWWMap> in one process on one io_context, joined by a
+// LocalTransport (real encoding of every message), the io_context run by two threads. Measures: N
+// puts on A until B has them all; latency of one put against a synced 100k-key pair until B sees it
+// (on_diffs); a fresh replica catching up 100k and 1M keys; bytes sent for each. Prints Markdown.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster/replica.hpp"
+#include "crdt/awlww_map.hpp"
+
+using namespace deltacrdt;
+using namespace std::chrono_literals;
+using Map = AWLWWMap<std::string, std::string>;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string key(std::size_t i) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx",
+                static_cast<unsigned long long>(i) * 0x9E3779B97F4A7C15ull);
+  return buf;
+}
+const std::string kValue(32, 'v');
+
+// One io_context run by two threads (this machine's two cores): each replica's strand
+// runs on whichever is free, so A writing and B applying overlap.
+struct Loop {
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
+  std::vector<std::thread> threads;
+  Loop() {
+    for (int i = 0; i < 2; ++i) threads.emplace_back([this] { io.run(); });
+  }
+  ~Loop() {
+    guard.reset();
+    io.stop();
+    for (auto& t : threads) t.join();
+  }
+};
+
+void attach(LocalTransport& t, Replica<Map>& r) {
+  t.attach(r.id(), [&r](PeerId from, SyncMessage m) { r.deliver(from, std::move(m)); });
+}
+
+// Waits (polling every 200 us) until replica r holds n keys; returns false on timeout.
+bool wait_size(Replica<Map>& r, std::size_t n, std::chrono::seconds limit) {
+  const auto deadline = Clock::now() + limit;
+  while (Clock::now() < deadline) {
+    if (r.read([](const Map& m) { return m.size(); }).get() >= n) return true;
+    std::this_thread::sleep_for(200us);
+  }
+  return false;
+}
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Fills `r` with n keys without waiting for each put (fire and forget, then one barrier).
+void fill(Replica<Map>& r, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    r.put(key(i), kValue, [](std::exception_ptr, std::uint64_t) {});
+  r.read([](const Map& m) { return m.size(); }).get();
+}
+
+void puts_until_replicated(std::size_t n) {
+  Loop loop;
+  LocalTransport net;
+  Replica<Map> a(loop.io.get_executor(), 1, net), b(loop.io.get_executor(), 2, net);
+  attach(net, a);
+  attach(net, b);
+  a.set_neighbours({2});
+  b.set_neighbours({1});
+  const auto start = Clock::now();
+  fill(a, n);
+  const bool ok = wait_size(b, n, 60s);
+  const double s = seconds_since(start);
+  std::printf(
+      "| %zu puts on A until B has them all | %.3f s (%.2f M keys/s) | %.1f bytes/key |%s\n", n, s,
+      static_cast<double>(n) / s / 1e6,
+      static_cast<double>(net.bytes_sent()) / static_cast<double>(n), ok ? "" : " TIMEOUT");
+  net.detach(1);
+  net.detach(2);
+}
+
+void put_latency(std::size_t n, int samples) {
+  Loop loop;
+  LocalTransport net;
+  Replica<Map> a(loop.io.get_executor(), 1, net), b(loop.io.get_executor(), 2, net);
+  attach(net, a);
+  attach(net, b);
+  a.set_neighbours({2});
+  b.set_neighbours({1});
+  fill(a, n);
+  wait_size(b, n, 60s);
+  std::this_thread::sleep_for(300ms);  // let acks settle
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string seen;
+  asio::io_context cb_io;  // callbacks on their own thread, off the replicas' loop
+  auto cb_guard = asio::make_work_guard(cb_io);
+  std::thread cb_thread([&] { cb_io.run(); });
+  b.on_diffs(cb_io.get_executor(),
+             [&](const std::vector<KeyChange<std::string, std::string>>& changes) {
+               std::lock_guard lock(mu);
+               for (const auto& c : changes) {
+                 if (c.value) seen = *c.value;
+               }
+               cv.notify_all();
+             });
+  std::vector<double> ms;
+  const auto bytes0 = net.bytes_sent();
+  for (int i = 0; i < samples; ++i) {
+    const std::string marker = "m" + std::to_string(i);
+    const auto t0 = Clock::now();
+    a.put(key(static_cast<std::size_t>(i) % n), marker, [](std::exception_ptr, std::uint64_t) {});
+    std::unique_lock lock(mu);
+    cv.wait_for(lock, 2s, [&] { return seen == marker; });
+    ms.push_back(seconds_since(t0) * 1e3);
+    lock.unlock();
+    std::this_thread::sleep_for(2ms);
+  }
+  std::sort(ms.begin(), ms.end());
+  const auto pct = [&](double p) {
+    return ms[static_cast<std::size_t>(p * static_cast<double>(ms.size() - 1))];
+  };
+  std::printf(
+      "| latency of one put against %zu keys until visible on B (%d samples) | p50 %.2f ms, p99 "
+      "%.2f ms | %.0f bytes/put |\n",
+      n, samples, pct(0.5), pct(0.99), static_cast<double>(net.bytes_sent() - bytes0) / samples);
+  cb_guard.reset();
+  cb_thread.join();
+  net.detach(1);
+  net.detach(2);
+}
+
+void catch_up(std::size_t n) {
+  Loop loop;
+  LocalTransport net;
+  Replica<Map> a(loop.io.get_executor(), 1, net);
+  attach(net, a);
+  fill(a, n);
+  Replica<Map> b(loop.io.get_executor(), 2, net);
+  attach(net, b);
+  const auto bytes0 = net.bytes_sent();
+  const auto start = Clock::now();
+  a.set_neighbours({2});
+  b.set_neighbours({1});
+  const bool ok = wait_size(b, n, 120s);
+  const double s = seconds_since(start);
+  std::printf("| fresh replica catching up %zu keys | %.3f s | %.1f bytes/key |%s\n", n, s,
+              static_cast<double>(net.bytes_sent() - bytes0) / static_cast<double>(n),
+              ok ? "" : " TIMEOUT");
+  net.detach(1);
+  net.detach(2);
+}
+
+}  // namespace
+
+int main() {
+  std::printf(
+      "## replication-bench: two replicas, one io_context on two threads, LocalTransport\n\n");
+  std::printf("| figure | result | wire |\n|---|---|---|\n");
+  std::fflush(stdout);
+  puts_until_replicated(100000);
+  put_latency(100000, 300);
+  catch_up(100000);
+  catch_up(1000000);
+  return 0;
+}
