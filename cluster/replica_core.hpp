@@ -284,7 +284,7 @@ class ReplicaCore {
       // Its novel part could not be buffered anyway, so every neighbour is moved past the
       // buffer and catches up by state transfer.
       if (observer_.before) observer_.before(state_, d);
-      state_.join(d);
+      state_.join(std::move(d));  // takes d over when this replica holds nothing yet
       if (observer_.after) observer_.after(state_);
       ++seq_;
       buffer_.clear();
@@ -292,7 +292,8 @@ class ReplicaCore {
       buffer_base_ = seq_;
       return;
     }
-    T novel = state_.novel_part(d);
+    // Δ(d, ⊥) = d: a replica holding nothing keeps the whole delta, without computing it.
+    T novel = state_.is_bottom() ? std::move(d) : state_.novel_part(d);
     if (novel.is_bottom()) {
       metrics_.redundant_bytes_removed += received_bytes;
       return;

@@ -163,6 +163,16 @@ class AWLWWMap {
     ctx_.join(o.ctx_);
   }
 
+  // Joining a value that is no longer needed: a bottom map simply takes it over (the
+  // common case of a replica receiving its first full state), saving a copy of every entry.
+  void join(AWLWWMap&& o) {
+    if (is_bottom()) {
+      *this = std::move(o);
+    } else {
+      join(static_cast<const AWLWWMap&>(o));
+    }
+  }
+
   bool leq(const AWLWWMap& o) const {
     if (!ctx_.leq(o.ctx_)) return false;
     // Every slot of o that we have seen must still be ours, or the join would drop it.
