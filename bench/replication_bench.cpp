@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "cluster/io_threads.hpp"
 #include "cluster/replica.hpp"
 #include "crdt/awlww_map.hpp"
 
@@ -30,26 +31,6 @@ std::string key(std::size_t i) {
   return buf;
 }
 const std::string kValue(32, 'v');
-
-// One io_context run by two threads (this machine's two cores): each replica's strand
-// runs on whichever is free, so A writing and B applying overlap.
-struct Loop {
-  asio::io_context io;
-  asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
-  std::vector<std::thread> threads;
-  Loop() {
-    for (int i = 0; i < 2; ++i) threads.emplace_back([this] { io.run(); });
-  }
-  ~Loop() {
-    guard.reset();
-    io.stop();
-    for (auto& t : threads) t.join();
-  }
-};
-
-void attach(LocalTransport& t, Replica<Map>& r) {
-  t.attach(r.id(), [&r](PeerId from, SyncMessage m) { r.deliver(from, std::move(m)); });
-}
 
 // Waits (polling every 200 us) until replica r holds n keys; returns false on timeout.
 bool wait_size(Replica<Map>& r, std::size_t n, std::chrono::seconds limit) {
@@ -73,11 +54,11 @@ void fill(Replica<Map>& r, std::size_t n) {
 }
 
 void puts_until_replicated(std::size_t n) {
-  Loop loop;
+  IoThreads loop(2);  // one io_context, two threads: the replicas' strands overlap
   LocalTransport net;
-  Replica<Map> a(loop.io.get_executor(), 1, net), b(loop.io.get_executor(), 2, net);
-  attach(net, a);
-  attach(net, b);
+  Replica<Map> a(loop.executor(), 1, net), b(loop.executor(), 2, net);
+  net.attach(a);
+  net.attach(b);
   a.set_neighbours({2});
   b.set_neighbours({1});
   const auto start = Clock::now();
@@ -93,11 +74,11 @@ void puts_until_replicated(std::size_t n) {
 }
 
 void put_latency(std::size_t n, int samples) {
-  Loop loop;
+  IoThreads loop(2);  // one io_context, two threads: the replicas' strands overlap
   LocalTransport net;
-  Replica<Map> a(loop.io.get_executor(), 1, net), b(loop.io.get_executor(), 2, net);
-  attach(net, a);
-  attach(net, b);
+  Replica<Map> a(loop.executor(), 1, net), b(loop.executor(), 2, net);
+  net.attach(a);
+  net.attach(b);
   a.set_neighbours({2});
   b.set_neighbours({1});
   fill(a, n);
@@ -144,13 +125,13 @@ void put_latency(std::size_t n, int samples) {
 }
 
 void catch_up(std::size_t n) {
-  Loop loop;
+  IoThreads loop(2);  // one io_context, two threads: the replicas' strands overlap
   LocalTransport net;
-  Replica<Map> a(loop.io.get_executor(), 1, net);
-  attach(net, a);
+  Replica<Map> a(loop.executor(), 1, net);
+  net.attach(a);
   fill(a, n);
-  Replica<Map> b(loop.io.get_executor(), 2, net);
-  attach(net, b);
+  Replica<Map> b(loop.executor(), 2, net);
+  net.attach(b);
   const auto bytes0 = net.bytes_sent();
   const auto start = Clock::now();
   a.set_neighbours({2});

@@ -30,6 +30,15 @@ class LocalTransport final : public SyncTransport {
     std::lock_guard lock(mutex_);
     receivers_[id] = std::move(receiver);
   }
+  // Attaches anything with id() and deliver(from, msg), e.g. a Replica<T>, which must stay
+  // alive until detached.
+  template <class R>
+  requires requires(R& r, SyncMessage m) { r.deliver(PeerId{}, std::move(m)); }
+  void attach(R& replica) {
+    attach(replica.id(),
+           [&replica](PeerId from, SyncMessage m) { replica.deliver(from, std::move(m)); });
+  }
+
   void detach(PeerId id) {
     std::lock_guard lock(mutex_);
     receivers_.erase(id);

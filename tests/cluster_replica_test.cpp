@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "cluster/io_threads.hpp"
 #include "cluster/replica.hpp"
 #include "crdt/awlww_map.hpp"
 #include "crdt/pncounter.hpp"
@@ -17,21 +18,6 @@ using namespace std::chrono_literals;
 using Map = AWLWWMap<std::string, std::string>;
 
 namespace {
-
-// Runs an io_context on two threads for the duration of a test.
-struct Loop {
-  asio::io_context io;
-  asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
-  std::vector<std::thread> threads;
-  Loop() {
-    for (int i = 0; i < 2; ++i) threads.emplace_back([this] { io.run(); });
-  }
-  ~Loop() {
-    guard.reset();
-    io.stop();
-    for (auto& t : threads) t.join();
-  }
-};
 
 // Polls `done` every millisecond for at most `limit`.
 template <class F>
@@ -44,20 +30,15 @@ bool eventually(F done, std::chrono::milliseconds limit = 5000ms) {
   return done();
 }
 
-template <class T>
-void connect(LocalTransport& t, Replica<T>& r) {
-  t.attach(r.id(), [&r](PeerId from, SyncMessage m) { r.deliver(from, std::move(m)); });
-}
-
 }  // namespace
 
 TEST_SUITE("cluster.replica") {
   TEST_CASE("two replicas converge through a local transport") {
-    Loop loop;
+    IoThreads loop(2);  // one io_context, two threads: the replicas' strands overlap
     LocalTransport net;
-    Replica<Map> a(loop.io.get_executor(), 1, net), b(loop.io.get_executor(), 2, net);
-    connect(net, a);
-    connect(net, b);
+    Replica<Map> a(loop.executor(), 1, net), b(loop.executor(), 2, net);
+    net.attach(a);
+    net.attach(b);
     a.set_neighbours({2});
     b.set_neighbours({1});
     for (int i = 0; i < 100; ++i) a.put("a" + std::to_string(i), std::string("x")).get();
@@ -71,9 +52,9 @@ TEST_SUITE("cluster.replica") {
   }
 
   TEST_CASE("writes from many threads are all applied") {
-    Loop loop;
+    IoThreads loop(2);  // one io_context, two threads: the replicas' strands overlap
     LocalTransport net;
-    Replica<PNCounter> r(loop.io.get_executor(), 1, net);
+    Replica<PNCounter> r(loop.executor(), 1, net);
     std::vector<std::thread> writers;
     for (int t = 0; t < 4; ++t) {
       writers.emplace_back([&] {
@@ -85,20 +66,20 @@ TEST_SUITE("cluster.replica") {
   }
 
   TEST_CASE("on_diffs reports added, updated and removed keys, local and remote") {
-    Loop loop;
+    IoThreads loop(2);  // one io_context, two threads: the replicas' strands overlap
     LocalTransport net;
-    Replica<Map> a(loop.io.get_executor(), 1, net), b(loop.io.get_executor(), 2, net);
-    connect(net, a);
-    connect(net, b);
+    Replica<Map> a(loop.executor(), 1, net), b(loop.executor(), 2, net);
+    net.attach(a);
+    net.attach(b);
     a.set_neighbours({2});
     b.set_neighbours({1});
     std::mutex mu;
     std::vector<KeyChange<std::string, std::string>> seen_by_b, seen_by_a;
-    b.on_diffs(loop.io.get_executor(), [&](const auto& changes) {
+    b.on_diffs(loop.executor(), [&](const auto& changes) {
       std::lock_guard lock(mu);
       seen_by_b.insert(seen_by_b.end(), changes.begin(), changes.end());
     });
-    a.on_diffs(loop.io.get_executor(), [&](const auto& changes) {
+    a.on_diffs(loop.executor(), [&](const auto& changes) {
       std::lock_guard lock(mu);
       seen_by_a.insert(seen_by_a.end(), changes.begin(), changes.end());
     });
@@ -126,9 +107,9 @@ TEST_SUITE("cluster.replica") {
   }
 
   TEST_CASE("an exception from a mutator reaches the caller and the replica keeps serving") {
-    Loop loop;
+    IoThreads loop(2);  // one io_context, two threads: the replicas' strands overlap
     LocalTransport net;
-    Replica<Map> r(loop.io.get_executor(), 1, net);
+    Replica<Map> r(loop.executor(), 1, net);
     auto failed = r.mutate([](Map&) -> Map { throw std::runtime_error("rejected"); });
     CHECK_THROWS_AS(failed.get(), std::runtime_error);
     r.put(std::string("k"), std::string("v")).get();
@@ -136,9 +117,9 @@ TEST_SUITE("cluster.replica") {
   }
 
   TEST_CASE("a causally later put wins even when this replica's clock is behind") {
-    Loop loop;
+    IoThreads loop(2);  // one io_context, two threads: the replicas' strands overlap
     LocalTransport net;
-    Replica<Map> a(loop.io.get_executor(), 1, net);
+    Replica<Map> a(loop.executor(), 1, net);
     // A value stamped far in the future by some other replica's clock.
     Map remote;
     const Map d = remote.put(9, "k", "future", HlcTimestamp::from_parts(1ull << 46, 0));
