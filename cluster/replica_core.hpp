@@ -292,6 +292,14 @@ class ReplicaCore {
       buffer_base_ = seq_;
       return;
     }
+    if (!forwards_to_others(from)) {
+      // BP: no neighbour but `from` would ever be sent this delta, so its novel part need
+      // not be computed or buffered (a neighbour added later gets a state transfer).
+      if (observer_.before) observer_.before(state_, d);
+      state_.join(std::move(d));
+      if (observer_.after) observer_.after(state_);
+      return;
+    }
     // Δ(d, ⊥) = d: a replica holding nothing keeps the whole delta, without computing it.
     T novel = state_.is_bottom() ? std::move(d) : state_.novel_part(d);
     if (novel.is_bottom()) {
@@ -305,6 +313,11 @@ class ReplicaCore {
     record(std::move(novel), from);
     const std::size_t kept = buffer_bytes_ - before;
     if (received_bytes > kept) metrics_.redundant_bytes_removed += received_bytes - kept;
+  }
+
+  bool forwards_to_others(PeerId from) const {
+    return std::any_of(neighbours_.begin(), neighbours_.end(),
+                       [&](const auto& n) { return n.first != from; });
   }
 
   // Acks advance A[j] only contiguously: an ack for a later batch whose predecessor was

@@ -118,6 +118,85 @@ class AWLWWMap {
     for (const Entry& e : table_) f(e.key, e.head.value);
   }
 
+  // ---- buckets: support for catch-up that ships only what differs (docs/protocol.md) ----
+
+  // The bucket of a key among 2^bits: top bits of xxHash3 of its canonical bytes, so every
+  // replica, on every platform, puts a key in the same bucket.
+  static std::uint32_t bucket_of(const K& key, unsigned bits) {
+    if (bits == 0) return 0;
+    std::string buf;
+    detail::append_canonical(buf, key);
+    return static_cast<std::uint32_t>(detail::hash_bytes(buf) >> (64 - bits));
+  }
+
+  // One digest per bucket (wrapping sum of entry hashes: order-independent). Two replicas
+  // whose bucket digests match hold the same entries in that bucket. O(size).
+  std::vector<std::uint64_t> bucket_digests(unsigned bits) const {
+    std::vector<std::uint64_t> out(std::size_t{1} << bits, 0);
+    std::string buf;
+    for (const Entry& e : table_) {
+      buf.clear();
+      detail::append_canonical(buf, e.key);
+      const std::uint64_t key_hash = detail::hash_bytes(buf);
+      e.for_each_slot([&](const Slot& s) {
+        detail::append_canonical(buf, s.dot.replica);
+        detail::append_canonical(buf, s.dot.counter);
+        detail::append_canonical(buf, s.ts.value);
+        detail::append_canonical(buf, s.value);
+      });
+      out[bits == 0 ? 0 : key_hash >> (64 - bits)] += detail::hash_bytes(buf);
+    }
+    return out;
+  }
+
+  // The entries of the given buckets, with a context holding only their dots: joining it
+  // anywhere can add these entries but never remove or claim anything else.
+  AWLWWMap extract_buckets(unsigned bits, const std::vector<std::uint32_t>& buckets) const {
+    std::vector<bool> wanted(std::size_t{1} << bits, false);
+    for (std::uint32_t b : buckets) wanted.at(b) = true;
+    AWLWWMap out;
+    for (const Entry& e : table_) {
+      if (!wanted[bucket_of(e.key, bits)]) continue;
+      e.for_each_dot([&](const Dot& d) { out.ctx_.insert(d); });
+      out.table_.append(Entry(e));
+    }
+    return out;
+  }
+
+  // Joins `part` (an extract of the given buckets of a replica whose whole context is
+  // `their_ctx`) restricted to the keys of those buckets: our slots there that their_ctx
+  // covers and part lacks are dropped, part's slots we have not seen are adopted (their
+  // dots join our context). Nothing outside these buckets changes, and their_ctx itself is
+  // not joined: the caller joins it once every differing bucket has been applied.
+  void join_buckets(const AWLWWMap& part, const CausalContext& their_ctx, unsigned bits,
+                    const std::vector<std::uint32_t>& buckets) {
+    std::vector<bool> wanted(std::size_t{1} << bits, false);
+    for (std::uint32_t b : buckets) wanted.at(b) = true;
+    // Drop: scan our entries in these buckets (collect first; erasing moves entries).
+    boost::container::small_vector<Dot, 4> gone;
+    for (const Entry& e : table_) {
+      if (!wanted[bucket_of(e.key, bits)]) continue;
+      e.for_each_dot([&](const Dot& d) {
+        if (their_ctx.contains(d) && !part.table_.contains_dot(d)) gone.push_back(d);
+      });
+    }
+    for (const Dot& d : gone) remove_slot(d);
+    // Adopt.
+    for (const Entry& theirs : part.table_) {
+      if (!wanted[bucket_of(theirs.key, bits)]) continue;
+      theirs.for_each_slot([&](const Slot& s) {
+        if (ctx_.contains(s.dot)) return;
+        add_slot(theirs.key, s);
+        ctx_.insert(s.dot);
+      });
+    }
+  }
+
+  // Records that every dot of `c` has been seen, without touching entries: the last step
+  // of a bucket catch-up, once every bucket that differed has been joined. Joining a
+  // context earlier would claim dots whose entries have not arrived (DeltaCrdt #45).
+  void join_context(const CausalContext& c) { ctx_.join(c); }
+
   // Calls f(const K&) for every key that joining `delta` into *this could change: the keys
   // delta holds and the keys of our slots its context removes. (Keys may repeat.) Used to
   // compute change notifications; cost O(|delta|).
@@ -449,6 +528,24 @@ class AWLWWMap {
     });
     e.assign(slots);
     return removed;
+  }
+
+  // Adds one slot to key's entry (creating it), keeping head/rest canonical.
+  void add_slot(const K& key, const Slot& s) {
+    const std::uint32_t pos = table_.find(key);
+    if (pos == Table::kNone) {
+      table_.append(Entry{key, s, nullptr});
+      return;
+    }
+    Entry& e = table_.at(pos);
+    SlotList slots;
+    slots.push_back(std::move(e.head));
+    if (e.rest) {
+      for (Slot& x : *e.rest) slots.push_back(std::move(x));
+    }
+    slots.push_back(s);
+    table_.dot_added(s.dot, pos);
+    e.assign(slots);
   }
 
   static bool theirs_holds(const Entry& theirs, const Dot& d) {
