@@ -28,6 +28,7 @@
 #include "crdt/dot_store.hpp"
 #include "crdt/entry_table.hpp"
 #include "crdt/hlc.hpp"
+#include "crdt/lww_entry.hpp"
 
 namespace deltacrdt {
 
@@ -38,18 +39,7 @@ class AWLWWMap {
   static constexpr std::uint16_t kFormatVersion = 1;
 
   // One write of a value: its dot (identity), its timestamp and the value.
-  struct Slot {
-    Dot dot;
-    HlcTimestamp ts;
-    V value;
-
-    // The LWW order. Two slots of one key with the same dot are the same write.
-    bool beats(const Slot& other) const {
-      return std::tie(ts, dot.replica, dot.counter) >
-             std::tie(other.ts, other.dot.replica, other.dot.counter);
-    }
-    friend bool operator==(const Slot&, const Slot&) = default;
-  };
+  using Slot = LwwSlot<V>;
 
   // ---- mutators: apply to *this and return the minimal delta ----
 
@@ -378,78 +368,7 @@ class AWLWWMap {
   }
 
  private:
-  // All slots of one key. `head` is the visible winner; `rest` holds concurrent losers
-  // sorted by dot and is null in the common single-writer case (no allocation).
-  struct Entry {
-    K key{};
-    Slot head{};
-    std::unique_ptr<std::vector<Slot>> rest;
-
-    Entry() = default;
-    Entry(K k, Slot h, std::unique_ptr<std::vector<Slot>> r)
-        : key(std::move(k)), head(std::move(h)), rest(std::move(r)) {}
-    Entry(const Entry& o)
-        : key(o.key),
-          head(o.head),
-          rest(o.rest ? std::make_unique<std::vector<Slot>>(*o.rest) : nullptr) {}
-    Entry(Entry&&) noexcept = default;
-    Entry& operator=(const Entry& o) {
-      if (this != &o) *this = Entry(o);
-      return *this;
-    }
-    Entry& operator=(Entry&&) noexcept = default;
-
-    std::size_t slot_count() const { return 1 + (rest ? rest->size() : 0); }
-
-    template <class F>
-    void for_each_slot(F&& f) const {
-      f(head);
-      if (rest) {
-        for (const Slot& s : *rest) f(s);
-      }
-    }
-    template <class F>
-    void for_each_dot(F&& f) const {
-      f(head.dot);
-      if (rest) {
-        for (const Slot& s : *rest) f(s.dot);
-      }
-    }
-
-    bool canonical() const {
-      if (!rest) return true;
-      if (rest->empty()) return false;
-      for (std::size_t i = 0; i < rest->size(); ++i) {
-        if (!head.beats((*rest)[i])) return false;
-        if (i > 0 && !((*rest)[i - 1].dot < (*rest)[i].dot)) return false;
-      }
-      return true;
-    }
-
-    bool same_slots(const Entry& o) const {
-      if (!(head == o.head)) return false;
-      const bool ar = rest != nullptr, br = o.rest != nullptr;
-      return ar == br && (!ar || *rest == *o.rest);
-    }
-
-    // Rebuilds head/rest from a non-empty list of slots: the winner first, losers by dot.
-    template <class Slots>
-    void assign(Slots&& slots) {
-      auto best = std::max_element(slots.begin(), slots.end(),
-                                   [](const Slot& a, const Slot& b) { return b.beats(a); });
-      head = std::move(*best);
-      slots.erase(best);
-      if (slots.empty()) {
-        rest.reset();
-        return;
-      }
-      std::sort(slots.begin(), slots.end(),
-                [](const Slot& a, const Slot& b) { return a.dot < b.dot; });
-      if (!rest) rest = std::make_unique<std::vector<Slot>>();
-      rest->assign(std::make_move_iterator(slots.begin()), std::make_move_iterator(slots.end()));
-    }
-  };
-
+  using Entry = detail::LwwEntry<K, V>;
   using Table = detail::EntryTable<K, Entry, Hash, KeyEqual>;
   using SlotList = boost::container::small_vector<Slot, 2>;
 
