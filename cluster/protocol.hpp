@@ -74,6 +74,7 @@ struct SyncMetrics {
   std::uint64_t catchup_chunks_sent = 0;
   std::uint64_t catchup_bytes_sent = 0;
   std::uint64_t catchups_completed = 0;  // state transfers received and joined
+  std::uint64_t payloads_rejected = 0;   // deltas or states that failed to decode (dropped)
   std::uint64_t buffer_entries = 0;      // current (not monotone)
   std::uint64_t buffer_bytes = 0;        // current (not monotone)
   std::uint64_t max_ack_lag = 0;         // current: largest c - A[j] over neighbours

@@ -266,7 +266,10 @@ class ReplicaCore {
 
   void on_delta(PeerId from, const SyncMessage& m) {
     Result<T> d = decode<T>(m.payload);
-    if (!d) return;  // corrupt payload: unacknowledged, so the sender retransmits
+    if (!d) {
+      ++metrics_.payloads_rejected;  // unacknowledged: the sender retransmits
+      return;
+    }
     ++metrics_.deltas_received;
     metrics_.delta_bytes_received += m.payload.size();
     absorb(std::move(*d), from, m.payload.size());
@@ -416,7 +419,10 @@ class ReplicaCore {
     completed_[from] = in.id;
     const std::size_t size = in.bytes.size();
     incoming_.erase(from);
-    if (!state) return;
+    if (!state) {
+      ++metrics_.payloads_rejected;
+      return;
+    }
     ++metrics_.catchups_completed;
     absorb(std::move(*state), from, size);
   }

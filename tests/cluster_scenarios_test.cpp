@@ -127,4 +127,23 @@ TEST_SUITE("cluster.scenarios") {
     CHECK(net.replica(3).state().size() == 101);
     CHECK(net.replica(1).state() == net.replica(3).state());
   }
+
+  TEST_CASE(
+      "a corrupt delta is rejected, counted and not acknowledged; the replica keeps serving") {
+    ReplicaCore<Map> core(1);
+    SyncMessage bad;
+    bad.kind = SyncMessage::Kind::delta;
+    bad.first = 0;
+    bad.last = 1;
+    bad.payload = "definitely not an encoded map";
+    core.receive(Time{}, 2, bad);
+    CHECK(core.metrics().payloads_rejected == 1);
+    CHECK(core.take_outbox().empty());  // no ack: the sender will retransmit
+    Map other;
+    SyncMessage good = bad;
+    good.payload = encode(other.put(2, "k", "v", HlcTimestamp{1}));
+    core.receive(Time{}, 2, good);
+    CHECK(core.state().contains("k"));
+    CHECK(core.take_outbox().size() == 1);  // the ack
+  }
 }
