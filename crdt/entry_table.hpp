@@ -22,6 +22,7 @@
 
 #include "crdt/dot.hpp"
 #include "crdt/dot_index.hpp"
+#include "crdt/segmented_vector.hpp"
 
 namespace deltacrdt::detail {
 
@@ -56,10 +57,9 @@ class EntryTable {
   Entry& at(std::uint32_t pos) { return impl_->entries[pos]; }
   const Entry& at(std::uint32_t pos) const { return impl_->entries[pos]; }
 
-  const Entry* begin() const { return impl_ ? impl_->entries.data() : nullptr; }
-  const Entry* end() const {
-    return impl_ ? impl_->entries.data() + impl_->entries.size() : nullptr;
-  }
+  using const_iterator = typename SegmentedVector<Entry>::const_iterator;
+  const_iterator begin() const { return impl_ ? impl_->entries.begin() : const_iterator{}; }
+  const_iterator end() const { return impl_ ? impl_->entries.end() : const_iterator{}; }
 
   std::uint32_t find(const K& key) const {
     if (!impl_) return kNone;
@@ -209,7 +209,7 @@ class EntryTable {
     Impl(const Impl&) = delete;
     Impl& operator=(const Impl&) = delete;
 
-    std::vector<Entry> entries;
+    SegmentedVector<Entry> entries;                       // elements never move as the table grows
     boost::unordered_flat_set<Pos, KeyHash, KeyEq> keys;  // valid iff indexed
     DotIndex dots;                                        // valid iff indexed
     std::size_t dot_count = 0;

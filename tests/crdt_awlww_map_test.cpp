@@ -151,6 +151,30 @@ TEST_SUITE("crdt.awlww_map") {
     CHECK(moved.valid());
   }
 
+  TEST_CASE("a large (indexed) map keeps working after copies and moves") {
+    Map a;
+    for (int i = 0; i < 200; ++i) (void)a.put(1, "k" + std::to_string(i), "v", at(1));
+    Map copy = a;
+    Map moved = std::move(copy);
+    Map assigned;
+    assigned = std::move(moved);
+    CHECK(assigned == a);
+    CHECK(assigned.valid());
+    CHECK(*assigned.find("k150") == "v");
+    (void)assigned.put(1, "k150", "w", at(2));
+    (void)assigned.remove("k3");
+    CHECK(*assigned.find("k150") == "w");
+    CHECK_FALSE(assigned.contains("k3"));
+    CHECK(assigned.valid());
+    CHECK(*a.find("k150") == "v");  // the original is untouched
+    // Moved-from values are valid, empty, and usable again.
+    CHECK(moved.valid());
+    CHECK(moved.size() == 0);
+    (void)moved.put(2, "fresh", "x", at(3));
+    CHECK(*moved.find("fresh") == "x");
+    CHECK(moved.valid());
+  }
+
   TEST_CASE("iteration and lookup read without copying") {
     Map a;
     (void)a.put(1, "a", "1", at(1));
