@@ -13,8 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "cluster/io_threads.hpp"
-#include "cluster/replica.hpp"
+#include "cluster/local_cluster.hpp"
 #include "crdt/awlww_map.hpp"
 
 using namespace deltacrdt;
@@ -54,13 +53,10 @@ void fill(Replica<Map>& r, std::size_t n) {
 }
 
 void puts_until_replicated(std::size_t n) {
-  IoThreads loop(2);  // one io_context, two threads: the replicas' strands overlap
-  LocalTransport net;
-  Replica<Map> a(loop.executor(), 1, net), b(loop.executor(), 2, net);
-  net.attach(a);
-  net.attach(b);
-  a.set_neighbours({2});
-  b.set_neighbours({1});
+  LocalCluster<Map> cluster(2);  // one io_context on two threads; replicas 1 and 2 meshed
+  Replica<Map>& a = cluster[1];
+  Replica<Map>& b = cluster[2];
+  LocalTransport& net = cluster.transport();
   const auto start = Clock::now();
   fill(a, n);
   const bool ok = wait_size(b, n, 60s);
@@ -69,18 +65,13 @@ void puts_until_replicated(std::size_t n) {
       "| %zu puts on A until B has them all | %.3f s (%.2f M keys/s) | %.1f bytes/key |%s\n", n, s,
       static_cast<double>(n) / s / 1e6,
       static_cast<double>(net.bytes_sent()) / static_cast<double>(n), ok ? "" : " TIMEOUT");
-  net.detach(1);
-  net.detach(2);
 }
 
 void put_latency(std::size_t n, int samples) {
-  IoThreads loop(2);  // one io_context, two threads: the replicas' strands overlap
-  LocalTransport net;
-  Replica<Map> a(loop.executor(), 1, net), b(loop.executor(), 2, net);
-  net.attach(a);
-  net.attach(b);
-  a.set_neighbours({2});
-  b.set_neighbours({1});
+  LocalCluster<Map> cluster(2);  // one io_context on two threads; replicas 1 and 2 meshed
+  Replica<Map>& a = cluster[1];
+  Replica<Map>& b = cluster[2];
+  LocalTransport& net = cluster.transport();
   fill(a, n);
   wait_size(b, n, 60s);
   std::this_thread::sleep_for(300ms);  // let acks settle
@@ -120,18 +111,14 @@ void put_latency(std::size_t n, int samples) {
       n, samples, pct(0.5), pct(0.99), static_cast<double>(net.bytes_sent() - bytes0) / samples);
   cb_guard.reset();
   cb_thread.join();
-  net.detach(1);
-  net.detach(2);
 }
 
 void catch_up(std::size_t n) {
-  IoThreads loop(2);  // one io_context, two threads: the replicas' strands overlap
-  LocalTransport net;
-  Replica<Map> a(loop.executor(), 1, net);
-  net.attach(a);
+  LocalCluster<Map> cluster(1);
+  Replica<Map>& a = cluster[1];
+  LocalTransport& net = cluster.transport();
   fill(a, n);
-  Replica<Map> b(loop.executor(), 2, net);
-  net.attach(b);
+  Replica<Map>& b = cluster.add(2);
   const auto bytes0 = net.bytes_sent();
   const auto start = Clock::now();
   a.set_neighbours({2});
@@ -141,8 +128,6 @@ void catch_up(std::size_t n) {
   std::printf("| fresh replica catching up %zu keys | %.3f s | %.1f bytes/key |%s\n", n, s,
               static_cast<double>(net.bytes_sent() - bytes0) / static_cast<double>(n),
               ok ? "" : " TIMEOUT");
-  net.detach(1);
-  net.detach(2);
 }
 
 }  // namespace

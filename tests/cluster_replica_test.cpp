@@ -8,8 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "cluster/io_threads.hpp"
-#include "cluster/replica.hpp"
+#include "cluster/local_cluster.hpp"
 #include "crdt/awlww_map.hpp"
 #include "crdt/pncounter.hpp"
 
@@ -34,27 +33,20 @@ bool eventually(F done, std::chrono::milliseconds limit = 5000ms) {
 
 TEST_SUITE("cluster.replica") {
   TEST_CASE("two replicas converge through a local transport") {
-    IoThreads loop(2);  // one io_context, two threads: the replicas' strands overlap
-    LocalTransport net;
-    Replica<Map> a(loop.executor(), 1, net), b(loop.executor(), 2, net);
-    net.attach(a);
-    net.attach(b);
-    a.set_neighbours({2});
-    b.set_neighbours({1});
+    LocalCluster<Map> cluster(2);  // replicas 1 and 2, neighbours of each other
+    Replica<Map>& a = cluster[1];
+    Replica<Map>& b = cluster[2];
     for (int i = 0; i < 100; ++i) a.put("a" + std::to_string(i), std::string("x")).get();
     b.put(std::string("b"), std::string("y")).get();
     CHECK(eventually([&] { return b.read([](const Map& m) { return m.size(); }).get() == 101; }));
     CHECK(eventually(
         [&] { return a.get(std::string("b")).get() == std::optional<std::string>("y"); }));
     CHECK(a.snapshot().get() == b.snapshot().get());
-    net.detach(1);
-    net.detach(2);
   }
 
   TEST_CASE("writes from many threads are all applied") {
-    IoThreads loop(2);  // one io_context, two threads: the replicas' strands overlap
-    LocalTransport net;
-    Replica<PNCounter> r(loop.executor(), 1, net);
+    LocalCluster<PNCounter> cluster(1);
+    Replica<PNCounter>& r = cluster[1];
     std::vector<std::thread> writers;
     for (int t = 0; t < 4; ++t) {
       writers.emplace_back([&] {
@@ -66,20 +58,16 @@ TEST_SUITE("cluster.replica") {
   }
 
   TEST_CASE("on_diffs reports added, updated and removed keys, local and remote") {
-    IoThreads loop(2);  // one io_context, two threads: the replicas' strands overlap
-    LocalTransport net;
-    Replica<Map> a(loop.executor(), 1, net), b(loop.executor(), 2, net);
-    net.attach(a);
-    net.attach(b);
-    a.set_neighbours({2});
-    b.set_neighbours({1});
+    LocalCluster<Map> cluster(2);  // replicas 1 and 2, neighbours of each other
+    Replica<Map>& a = cluster[1];
+    Replica<Map>& b = cluster[2];
     std::mutex mu;
     std::vector<KeyChange<std::string, std::string>> seen_by_b, seen_by_a;
-    b.on_diffs(loop.executor(), [&](const auto& changes) {
+    b.on_diffs(cluster.executor(), [&](const auto& changes) {
       std::lock_guard lock(mu);
       seen_by_b.insert(seen_by_b.end(), changes.begin(), changes.end());
     });
-    a.on_diffs(loop.executor(), [&](const auto& changes) {
+    a.on_diffs(cluster.executor(), [&](const auto& changes) {
       std::lock_guard lock(mu);
       seen_by_a.insert(seen_by_a.end(), changes.begin(), changes.end());
     });
@@ -102,14 +90,11 @@ TEST_SUITE("cluster.replica") {
     using C = KeyChange<std::string, std::string>;
     CHECK(seen_by_b == std::vector<C>{{"k", "1"}, {"k", "2"}, {"k", std::nullopt}});
     CHECK(seen_by_a == std::vector<C>{{"k", "1"}, {"k", "2"}, {"k", std::nullopt}});
-    net.detach(1);
-    net.detach(2);
   }
 
   TEST_CASE("an exception from a mutator reaches the caller and the replica keeps serving") {
-    IoThreads loop(2);  // one io_context, two threads: the replicas' strands overlap
-    LocalTransport net;
-    Replica<Map> r(loop.executor(), 1, net);
+    LocalCluster<Map> cluster(1);
+    Replica<Map>& r = cluster[1];
     auto failed = r.mutate([](Map&) -> Map { throw std::runtime_error("rejected"); });
     CHECK_THROWS_AS(failed.get(), std::runtime_error);
     r.put(std::string("k"), std::string("v")).get();
@@ -117,9 +102,8 @@ TEST_SUITE("cluster.replica") {
   }
 
   TEST_CASE("a causally later put wins even when this replica's clock is behind") {
-    IoThreads loop(2);  // one io_context, two threads: the replicas' strands overlap
-    LocalTransport net;
-    Replica<Map> a(loop.executor(), 1, net);
+    LocalCluster<Map> cluster(1);
+    Replica<Map>& a = cluster[1];
     // A value stamped far in the future by some other replica's clock.
     Map remote;
     const Map d = remote.put(9, "k", "future", HlcTimestamp::from_parts(1ull << 46, 0));
