@@ -14,6 +14,7 @@
 #include <functional>
 #include <iterator>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -22,6 +23,7 @@
 
 #include <boost/container_hash/hash.hpp>
 
+#include "crdt/bucketed.hpp"
 #include "crdt/causal_context.hpp"
 #include "crdt/codec.hpp"
 #include "crdt/dot.hpp"
@@ -108,77 +110,86 @@ class AWLWWMap {
     for (const Entry& e : table_) f(e.key, e.head.value);
   }
 
-  // ---- buckets: support for catch-up that ships only what differs (docs/protocol.md) ----
+  // ---- catch-up by key-hash ranges (crdt/bucketed.hpp, docs/protocol.md) ----
 
-  // The bucket of a key among 2^bits: top bits of xxHash3 of its canonical bytes, so every
-  // replica, on every platform, puts a key in the same bucket.
-  static std::uint32_t bucket_of(const K& key, unsigned bits) {
-    if (bits == 0) return 0;
+  // Where a key sits on the hash line: xxHash3 of its canonical bytes, the same on every
+  // replica and platform.
+  static std::uint64_t key_hash(const K& key) {
     std::string buf;
     detail::append_canonical(buf, key);
-    return static_cast<std::uint32_t>(detail::hash_bytes(buf) >> (64 - bits));
+    return detail::hash_bytes(buf);
   }
 
-  // One digest per bucket (wrapping sum of entry hashes: order-independent). Two replicas
-  // whose bucket digests match hold the same entries in that bucket. O(size).
-  std::vector<std::uint64_t> bucket_digests(unsigned bits) const {
-    std::vector<std::uint64_t> out(std::size_t{1} << bits, 0);
+  // One HashedEntry per key, sorted by key hash. O(size log size).
+  std::vector<HashedEntry> hashed_entries(std::uint64_t seed) const {
+    std::vector<HashedEntry> out;
+    out.reserve(table_.size());
     std::string buf;
+    std::uint32_t index = 0;
     for (const Entry& e : table_) {
       buf.clear();
       detail::append_canonical(buf, e.key);
-      const std::uint64_t key_hash = detail::hash_bytes(buf);
-      e.for_each_slot([&](const Slot& s) {
-        detail::append_canonical(buf, s.dot.replica);
-        detail::append_canonical(buf, s.dot.counter);
-        detail::append_canonical(buf, s.ts.value);
-        detail::append_canonical(buf, s.value);
-      });
-      out[bits == 0 ? 0 : key_hash >> (64 - bits)] += detail::hash_bytes(buf);
+      const std::uint64_t kh = detail::hash_bytes(buf);
+      append_slots_canonical(buf, e);
+      out.push_back(HashedEntry{
+          kh, static_cast<std::uint32_t>(XXH3_64bits_withSeed(buf.data(), buf.size(), seed)),
+          index++});
     }
+    std::sort(out.begin(), out.end(), [](const HashedEntry& a, const HashedEntry& b) {
+      return a.key_hash != b.key_hash ? a.key_hash < b.key_hash : a.index < b.index;
+    });
     return out;
   }
 
-  // The entries of the given buckets, with a context holding only their dots: joining it
-  // anywhere can add these entries but never remove or claim anything else.
-  AWLWWMap extract_buckets(unsigned bits, const std::vector<std::uint32_t>& buckets) const {
-    std::vector<bool> wanted(std::size_t{1} << bits, false);
-    for (std::uint32_t b : buckets) wanted.at(b) = true;
+  // The entries at the given iteration positions (as in hashed_entries) with a context of
+  // exactly their dots. Throws std::out_of_range for a position past the end.
+  AWLWWMap extract_entries(std::span<const std::uint32_t> indices) const {
     AWLWWMap out;
-    for (const Entry& e : table_) {
-      if (!wanted[bucket_of(e.key, bits)]) continue;
+    for (std::uint32_t i : indices) {
+      if (i >= table_.size()) throw std::out_of_range("AWLWWMap::extract_entries");
+      const Entry& e = table_.at(i);
+      if (out.table_.find(e.key) != Table::kNone) continue;
       e.for_each_dot([&](const Dot& d) { out.ctx_.insert(d); });
       out.table_.append(Entry(e));
     }
     return out;
   }
 
-  // Joins `part` (an extract of the given buckets of a replica whose whole context is
-  // `their_ctx`) restricted to the keys of those buckets: our slots there that their_ctx
-  // covers and part lacks are dropped, part's slots we have not seen are adopted (their
-  // dots join our context). Nothing outside these buckets changes, and their_ctx itself is
-  // not joined: the caller joins it once every differing bucket has been applied.
-  void join_buckets(const AWLWWMap& part, const CausalContext& their_ctx, unsigned bits,
-                    const std::vector<std::uint32_t>& buckets) {
-    std::vector<bool> wanted(std::size_t{1} << bits, false);
-    for (std::uint32_t b : buckets) wanted.at(b) = true;
-    // Drop: scan our entries in these buckets (collect first; erasing moves entries).
+  // Joins `part`, an extract of a replica whose whole context is `their_ctx`, restricted to
+  // keys hashing into `ranges` (sorted, disjoint): our slots there that their_ctx covers and
+  // part lacks are dropped; part's slots we have not seen are adopted. Nothing outside the
+  // ranges changes, and their_ctx itself is not joined (see join_context). O(size): every
+  // key of ours is hashed to find those in range.
+  void join_ranges(const AWLWWMap& part, const CausalContext& their_ctx,
+                   std::span<const KeyHashRange> ranges) {
     boost::container::small_vector<Dot, 4> gone;
     for (const Entry& e : table_) {
-      if (!wanted[bucket_of(e.key, bits)]) continue;
+      bool suspect = false;  // cheap test first: only then hash the key
+      e.for_each_dot([&](const Dot& d) {
+        suspect = suspect || (their_ctx.contains(d) && !part.table_.contains_dot(d));
+      });
+      if (!suspect || !in_ranges(ranges, key_hash(e.key))) continue;
       e.for_each_dot([&](const Dot& d) {
         if (their_ctx.contains(d) && !part.table_.contains_dot(d)) gone.push_back(d);
       });
     }
     for (const Dot& d : gone) remove_slot(d);
-    // Adopt.
     for (const Entry& theirs : part.table_) {
-      if (!wanted[bucket_of(theirs.key, bits)]) continue;
+      if (!in_ranges(ranges, key_hash(theirs.key))) continue;
       theirs.for_each_slot([&](const Slot& s) {
         if (ctx_.contains(s.dot)) return;
         add_slot(theirs.key, s);
         ctx_.insert(s.dot);
       });
+    }
+  }
+
+  // f(key_hash, dot) for every slot. O(size).
+  template <class F>
+  void for_each_keyed_dot(F&& f) const {
+    for (const Entry& e : table_) {
+      const std::uint64_t kh = key_hash(e.key);
+      e.for_each_dot([&](const Dot& d) { f(kh, d); });
     }
   }
 
@@ -295,12 +306,7 @@ class AWLWWMap {
     for (const Entry& e : table_) {
       buf.clear();
       detail::append_canonical(buf, e.key);
-      e.for_each_slot([&](const Slot& s) {
-        detail::append_canonical(buf, s.dot.replica);
-        detail::append_canonical(buf, s.dot.counter);
-        detail::append_canonical(buf, s.ts.value);
-        detail::append_canonical(buf, s.value);
-      });
+      append_slots_canonical(buf, e);
       sum += detail::hash_bytes(buf);
     }
     buf.clear();
@@ -465,6 +471,15 @@ class AWLWWMap {
     slots.push_back(s);
     table_.dot_added(s.dot, pos);
     e.assign(slots);
+  }
+
+  static void append_slots_canonical(std::string& buf, const Entry& e) {
+    e.for_each_slot([&](const Slot& s) {
+      detail::append_canonical(buf, s.dot.replica);
+      detail::append_canonical(buf, s.dot.counter);
+      detail::append_canonical(buf, s.ts.value);
+      detail::append_canonical(buf, s.value);
+    });
   }
 
   static bool theirs_holds(const Entry& theirs, const Dot& d) {

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -222,37 +224,55 @@ TEST_SUITE("crdt.awlww_map") {
 }
 
 TEST_SUITE("crdt.awlww_map.buckets") {
-  // The law behind catch-up by buckets: joining, restricted to their keys, every bucket
-  // whose digest differs, and then the sender's context, gives exactly Y ⊔ X - and never
-  // disturbs the keys of other buckets on the way.
+  // Digests of the buckets of one level, as the catch-up computes them from hashed entries.
+  std::vector<std::uint32_t> level_digests(const std::vector<deltacrdt::HashedEntry>& entries,
+                                           unsigned level) {
+    std::vector<std::uint32_t> out(std::size_t{1} << level, 0);
+    for (const auto& e : entries) out[level == 0 ? 0 : e.key_hash >> (64 - level)] += e.entry_hash;
+    return out;
+  }
+
+  // The law behind catch-up by key-hash ranges: joining, restricted to their keys, every
+  // bucket whose digest differs, and then the sender's context, gives exactly Y ⊔ X - and
+  // never disturbs the keys of other buckets on the way.
   TEST_CASE("joining the differing buckets and then the context equals the full join") {
     deltacrdt::testing::for_each_case(2, [](deltacrdt::testing::PropertyRng& rng) {
       using Model = deltacrdt::testing::AWLWWMapWideModel;
       const auto h = deltacrdt::testing::random_history<Model>(rng);
       const Map x = deltacrdt::testing::pick(h, rng), y = deltacrdt::testing::pick(h, rng);
-      const unsigned bits = static_cast<unsigned>(rng.below(5));
-      const auto dx = x.bucket_digests(bits), dy = y.bucket_digests(bits);
-      std::vector<std::uint32_t> differing;
-      for (std::uint32_t b = 0; b < dx.size(); ++b) {
+      const unsigned level = static_cast<unsigned>(rng.below(5));
+      const std::uint64_t seed = rng.below(1000);
+      const auto ex = x.hashed_entries(seed), ey = y.hashed_entries(seed);
+      REQUIRE(std::is_sorted(ex.begin(), ex.end(),
+                             [](const auto& a, const auto& b) { return a.key_hash < b.key_hash; }));
+      const auto dx = level_digests(ex, level), dy = level_digests(ey, level);
+      std::vector<std::uint64_t> differing;
+      for (std::uint64_t b = 0; b < dx.size(); ++b) {
         if (dx[b] != dy[b]) differing.push_back(b);
       }
       Map caught_up = y;
       // Ship the differing buckets one at a time, in random order.
       std::shuffle(differing.begin(), differing.end(), rng.engine());
-      for (std::uint32_t b : differing) {
-        const Map part = x.extract_buckets(bits, {b});
+      for (std::uint64_t b : differing) {
+        const deltacrdt::KeyHashRange range = deltacrdt::bucket_range(b, level);
+        std::vector<std::uint32_t> indices;
+        for (const auto& e : ex) {
+          if (e.key_hash >= range.lo && e.key_hash <= range.hi) indices.push_back(e.index);
+        }
+        const Map part = x.extract_entries(indices);
         REQUIRE(part.valid());
-        caught_up.join_buckets(part, x.context(), bits, {b});
+        REQUIRE(part.size() == indices.size());
+        caught_up.join_ranges(part, x.context(), std::span(&range, 1));
         // Keys of other buckets are untouched so far.
         y.for_each([&](const std::string& k, const std::string& v) {
-          if (std::find(differing.begin(), differing.end(), Map::bucket_of(k, bits)) ==
-              differing.end()) {
+          const std::uint64_t kb = level == 0 ? 0 : Map::key_hash(k) >> (64 - level);
+          if (std::find(differing.begin(), differing.end(), kb) == differing.end()) {
             REQUIRE(caught_up.find(k) != nullptr);
             REQUIRE(*caught_up.find(k) == v);
           }
         });
       }
-      REQUIRE(x.extract_buckets(bits, {}).is_bottom());
+      REQUIRE(x.extract_entries({}).is_bottom());
       // The sender's context goes last, as in the protocol once every bucket is in.
       caught_up.join_context(x.context());
       Map expected = y;
@@ -262,15 +282,37 @@ TEST_SUITE("crdt.awlww_map.buckets") {
     });
   }
 
-  TEST_CASE("equal content gives equal bucket digests, different content differs") {
+  TEST_CASE("equal content gives equal entry hashes, different content differs") {
     Map a, b;
     for (int i = 0; i < 50; ++i) b.join(a.put(1, "k" + std::to_string(i), "v", HlcTimestamp{1}));
-    CHECK(a.bucket_digests(4) == b.bucket_digests(4));
+    CHECK(level_digests(a.hashed_entries(7), 4) == level_digests(b.hashed_entries(7), 4));
     (void)b.put(2, "k7", "changed", HlcTimestamp{2});
-    const auto da = a.bucket_digests(4), db = b.bucket_digests(4);
+    const auto da = level_digests(a.hashed_entries(7), 4);
+    const auto db = level_digests(b.hashed_entries(7), 4);
     int differing = 0;
     for (std::size_t i = 0; i < da.size(); ++i) differing += da[i] != db[i] ? 1 : 0;
     CHECK(differing == 1);
-    CHECK(da[Map::bucket_of("k7", 4)] != db[Map::bucket_of("k7", 4)]);
+    const std::uint64_t k7 = Map::key_hash("k7") >> 60;
+    CHECK(da[k7] != db[k7]);
+    // Another seed hashes the same content differently.
+    CHECK(a.hashed_entries(7)[0].entry_hash != a.hashed_entries(8)[0].entry_hash);
+  }
+
+  TEST_CASE("key-hash ranges") {
+    using deltacrdt::bucket_range;
+    using deltacrdt::KeyHashRange;
+    CHECK(bucket_range(0, 0) == KeyHashRange{0, ~std::uint64_t{0}});
+    CHECK(bucket_range(1, 1) == KeyHashRange{std::uint64_t{1} << 63, ~std::uint64_t{0}});
+    CHECK(bucket_range(5, 64) == KeyHashRange{5, 5});
+    std::vector<KeyHashRange> r{{10, 20}, {0, 5}, {21, 30}, {100, 100}, {6, 6}};
+    deltacrdt::normalize_ranges(r);
+    CHECK(r == std::vector<KeyHashRange>{{0, 6}, {10, 30}, {100, 100}});
+    CHECK(deltacrdt::in_ranges(r, 0));
+    CHECK_FALSE(deltacrdt::in_ranges(r, 8));
+    CHECK(deltacrdt::in_ranges(r, 30));
+    CHECK_FALSE(deltacrdt::in_ranges(r, 31));
+    CHECK(deltacrdt::in_ranges(r, 100));
+    CHECK_FALSE(deltacrdt::in_ranges(r, 101));
+    CHECK_THROWS_AS((void)Map{}.extract_entries(std::vector<std::uint32_t>{0}), std::out_of_range);
   }
 }
