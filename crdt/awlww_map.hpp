@@ -155,33 +155,43 @@ class AWLWWMap {
     return out;
   }
 
-  // Joins `part`, an extract of a replica whose whole context is `their_ctx`, restricted to
-  // keys hashing into `ranges` (sorted, disjoint): our slots there that their_ctx covers and
-  // part lacks are dropped; part's slots we have not seen are adopted. Nothing outside the
-  // ranges changes, and their_ctx itself is not joined (see join_context). O(size): every
-  // key of ours is hashed to find those in range.
-  void join_ranges(const AWLWWMap& part, const CausalContext& their_ctx,
-                   std::span<const KeyHashRange> ranges) {
-    boost::container::small_vector<Dot, 4> gone;
+  // The delta that brings our keys hashing into `ranges` (sorted, disjoint) up to `part`,
+  // an extract of those ranges from a replica whose whole context is `their_ctx`: part's
+  // slots we have not seen, plus (as context without slots) our slots there that their_ctx
+  // covers and part lacks - they were removed there. Joining it touches nothing outside
+  // the ranges. O(size): our keys are hashed to find those in range, after a cheaper test.
+  AWLWWMap range_delta(const AWLWWMap& part, const CausalContext& their_ctx,
+                       std::span<const KeyHashRange> ranges) const {
+    AWLWWMap out;
+    const auto removed_there = [&](const Dot& d) {
+      return their_ctx.contains(d) && !part.table_.contains_dot(d);
+    };
     for (const Entry& e : table_) {
-      bool suspect = false;  // cheap test first: only then hash the key
-      e.for_each_dot([&](const Dot& d) {
-        suspect = suspect || (their_ctx.contains(d) && !part.table_.contains_dot(d));
-      });
+      bool suspect = false;
+      e.for_each_dot([&](const Dot& d) { suspect = suspect || removed_there(d); });
       if (!suspect || !in_ranges(ranges, key_hash(e.key))) continue;
       e.for_each_dot([&](const Dot& d) {
-        if (their_ctx.contains(d) && !part.table_.contains_dot(d)) gone.push_back(d);
+        if (removed_there(d)) out.ctx_.insert(d);
       });
     }
-    for (const Dot& d : gone) remove_slot(d);
     for (const Entry& theirs : part.table_) {
       if (!in_ranges(ranges, key_hash(theirs.key))) continue;
-      theirs.for_each_slot([&](const Slot& s) {
-        if (ctx_.contains(s.dot)) return;
-        add_slot(theirs.key, s);
-        ctx_.insert(s.dot);
-      });
+      const std::size_t before = out.table_.size();
+      out.adopt_unseen(theirs, ctx_);
+      if (out.table_.size() != before) {
+        out.table_.at(before).for_each_dot([&](const Dot& d) { out.ctx_.insert(d); });
+      }
     }
+    return out;
+  }
+
+  // The dots of `c` we have not seen, as a delta without entries. Joined last in a catch-up,
+  // once every differing range is in: it records the removals `c` knows of (joining a
+  // context earlier would claim dots whose entries have not arrived: DeltaCrdt #45).
+  AWLWWMap context_delta(const CausalContext& c) const {
+    AWLWWMap out;
+    c.for_each_dot_missing_from(ctx_, [&](const Dot& d) { out.ctx_.insert(d); });
+    return out;
   }
 
   // f(key_hash, dot) for every slot. O(size).
@@ -192,11 +202,6 @@ class AWLWWMap {
       e.for_each_dot([&](const Dot& d) { f(kh, d); });
     }
   }
-
-  // Records that every dot of `c` has been seen, without touching entries: the last step
-  // of a bucket catch-up, once every bucket that differed has been joined. Joining a
-  // context earlier would claim dots whose entries have not arrived (DeltaCrdt #45).
-  void join_context(const CausalContext& c) { ctx_.join(c); }
 
   // Calls f(const K&) for every key that joining `delta` into *this could change: the keys
   // delta holds and the keys of our slots its context removes. (Keys may repeat.) Used to

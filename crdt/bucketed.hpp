@@ -71,20 +71,21 @@ inline void normalize_ranges(std::vector<KeyHashRange>& ranges) {
 //    equal entry hashes for one seed on every replica. O(size log size).
 //  - extract_entries(indices): the entries at those iteration positions, with a context
 //    holding exactly their dots: joining it can add them, never remove or claim anything else.
-//  - join_ranges(part, their_ctx, ranges): join `part` (an extract of a replica whose whole
-//    context is their_ctx) restricted to keys hashing into `ranges`: our slots there that
-//    their_ctx covers and part lacks are dropped, part's unseen slots are adopted. Nothing
-//    outside the ranges changes and their_ctx is not joined.
-//  - join_context(c): record c as seen, touching no entry (the last step of a catch-up).
+//  - range_delta(part, their_ctx, ranges): the delta that brings our keys hashing into
+//    `ranges` up to `part` (an extract of a replica whose whole context is their_ctx): part's
+//    unseen slots, and the dots of our slots there that their_ctx covers and part lacks.
+//    Joining it changes nothing outside the ranges.
+//  - context_delta(c): the dots of c we lack, as a delta with no entries (the last step of a
+//    catch-up, once every differing range is in).
 //  - for_each_keyed_dot(f): f(key_hash, dot) for every slot.
 template <class T>
 concept BucketedCrdt = DeltaCrdt<T> &&
-    requires(const T& c, T& x, std::uint64_t seed, std::span<const std::uint32_t> indices,
+    requires(const T& c, std::uint64_t seed, std::span<const std::uint32_t> indices,
              std::span<const KeyHashRange> ranges, const CausalContext& ctx) {
   { c.hashed_entries(seed) } -> std::same_as<std::vector<HashedEntry>>;
   { c.extract_entries(indices) } -> std::same_as<T>;
-  { x.join_ranges(c, ctx, ranges) } -> std::same_as<void>;
-  { x.join_context(ctx) } -> std::same_as<void>;
+  { c.range_delta(c, ctx, ranges) } -> std::same_as<T>;
+  { c.context_delta(ctx) } -> std::same_as<T>;
   { c.context() } -> std::convertible_to<const CausalContext&>;
   { c.size() } -> std::convertible_to<std::size_t>;
   c.for_each_keyed_dot([](std::uint64_t, const Dot&) {});

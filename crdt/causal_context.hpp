@@ -13,6 +13,7 @@
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <boost/unordered/unordered_flat_set.hpp>
 
+#include "crdt/codec.hpp"
 #include "crdt/dot.hpp"
 #include "crdt/small_vector.hpp"
 
@@ -223,6 +224,12 @@ class CausalContext {
       put(d.counter);
     }
   }
+
+  // A context can be encoded on its own (encode/decode in crdt/codec.hpp).
+  static constexpr TypeTag kTypeTag = TypeTag::causal_context;
+  static constexpr std::uint16_t kFormatVersion = 1;
+  // Every loaded context is well formed: load() normalises what it reads.
+  bool valid() const { return true; }
 
   // Bytes of this context in an encoding (exact: fixed-width fields).
   std::size_t encoded_size() const { return 16 + 16 * (vv_.size() + cloud_.size()); }

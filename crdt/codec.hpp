@@ -51,6 +51,7 @@ enum class TypeTag : std::uint16_t {
   ew_flag = 8,
   or_map = 9,
   causal_counter = 10,
+  causal_context = 11,  // a bare CausalContext (sent by digest catch-up)
 };
 
 namespace detail {

@@ -262,7 +262,9 @@ TEST_SUITE("crdt.awlww_map.buckets") {
         const Map part = x.extract_entries(indices);
         REQUIRE(part.valid());
         REQUIRE(part.size() == indices.size());
-        caught_up.join_ranges(part, x.context(), std::span(&range, 1));
+        const Map delta = caught_up.range_delta(part, x.context(), std::span(&range, 1));
+        REQUIRE(delta.valid());
+        caught_up.join(delta);
         // Keys of other buckets are untouched so far.
         y.for_each([&](const std::string& k, const std::string& v) {
           const std::uint64_t kb = level == 0 ? 0 : Map::key_hash(k) >> (64 - level);
@@ -274,7 +276,9 @@ TEST_SUITE("crdt.awlww_map.buckets") {
       }
       REQUIRE(x.extract_entries({}).is_bottom());
       // The sender's context goes last, as in the protocol once every bucket is in.
-      caught_up.join_context(x.context());
+      const Map last = caught_up.context_delta(x.context());
+      REQUIRE(last.size() == 0);
+      caught_up.join(last);
       Map expected = y;
       expected.join(x);
       REQUIRE(caught_up == expected);
@@ -316,3 +320,6 @@ TEST_SUITE("crdt.awlww_map.buckets") {
     CHECK_THROWS_AS((void)Map{}.extract_entries(std::vector<std::uint32_t>{0}), std::out_of_range);
   }
 }
+
+static_assert(deltacrdt::BucketedCrdt<Map>);
+static_assert(!deltacrdt::BucketedCrdt<deltacrdt::ORSet<std::string>>);
