@@ -36,6 +36,12 @@ struct SyncOptions {
   std::size_t transfer_window = 8;
   // Unacknowledged data is sent again after this long without progress.
   Time retransmit_after = std::chrono::milliseconds(400);
+  // Catch-up of key-based types (AWLWWMap) compares digests of key-hash buckets and sends
+  // only the keys that differ; a neighbour holding nothing still gets the whole state.
+  // States with fewer entries than digest_min_entries always go whole: there the digest
+  // round trips cost more than they save.
+  bool digest_catchup = true;
+  std::size_t digest_min_entries = 1024;
 };
 
 // One protocol message. `kind` selects which fields are meaningful.
@@ -50,6 +56,16 @@ struct SyncMessage {
     state_chunk = 3,
     // Receiver holds chunks [0, first) of transfer `transfer`.
     state_ack = 4,
+    // Digest catch-up (docs/protocol.md). `transfer` names it, `first` numbers the request
+    // (answered by a digest_reply with the same `first`), `seq` is the snapshot's sequence
+    // number. An offer carries bucket digests at depth `last` (none: the probe).
+    digest_offer = 5,
+    // The entries of some key-hash ranges of the sender's snapshot.
+    bucket_chunk = 6,
+    // Every differing range was sent: join the sender's context, or name keys changed since.
+    digest_done = 7,
+    // Answer to request `first`; `last` is a status (0 ok), the payload a list.
+    digest_reply = 8,
   };
 
   Kind kind = Kind::delta;
@@ -70,10 +86,11 @@ struct SyncMetrics {
   std::uint64_t deltas_received = 0;
   std::uint64_t delta_bytes_received = 0;
   std::uint64_t redundant_bytes_removed = 0;  // received delta bytes that Δ(d, X) dropped
-  std::uint64_t catchup_rounds = 0;           // state transfers started towards neighbours
-  std::uint64_t catchup_chunks_sent = 0;
+  std::uint64_t catchup_rounds = 0;           // catch-ups started towards neighbours
+  std::uint64_t digest_catchups = 0;          // of which by digest comparison
+  std::uint64_t catchup_chunks_sent = 0;      // catch-up messages (chunks, digests) sent
   std::uint64_t catchup_bytes_sent = 0;
-  std::uint64_t catchups_completed = 0;  // state transfers received and joined
+  std::uint64_t catchups_completed = 0;  // catch-ups received and joined
   std::uint64_t payloads_rejected = 0;   // deltas or states that failed to decode (dropped)
   std::uint64_t buffer_entries = 0;      // current (not monotone)
   std::uint64_t buffer_bytes = 0;        // current (not monotone)

@@ -18,7 +18,9 @@
 #include <utility>
 #include <vector>
 
+#include "cluster/digest_catchup.hpp"
 #include "cluster/protocol.hpp"
+#include "crdt/bucketed.hpp"
 #include "crdt/codec.hpp"
 #include "crdt/concept.hpp"
 
@@ -108,6 +110,14 @@ class ReplicaCore {
       case SyncMessage::Kind::state_ack:
         on_state_ack(now, from, m);
         break;
+      case SyncMessage::Kind::digest_offer:
+      case SyncMessage::Kind::bucket_chunk:
+      case SyncMessage::Kind::digest_done:
+        if constexpr (BucketedCrdt<T>) on_digest_request(now, from, m);
+        break;
+      case SyncMessage::Kind::digest_reply:
+        if constexpr (BucketedCrdt<T>) on_digest_reply(now, from, m);
+        break;
     }
   }
 
@@ -127,10 +137,17 @@ class ReplicaCore {
           n.last_progress = now;
           send_chunks(peer, n);
         }
+      } else if (n.digest) {
+        if (sync) {
+          std::vector<SyncMessage> out;
+          n.digest->on_tick(now, out);
+          for (SyncMessage& m : out) send(peer, std::move(m));
+        }
       } else if (sync || push) {
         flush(now, peer, n, sync && stalled);
       }
     }
+    if (sync) drop_idle_digest_receivers(now);
     collect_buffer();
   }
 
@@ -181,6 +198,7 @@ class ReplicaCore {
     std::uint64_t sent_upto = 0;  // deltas [acked, sent_upto) are in flight
     Time last_progress{};
     std::unique_ptr<Transfer> transfer;
+    std::unique_ptr<detail::DigestSender<T>> digest;  // a digest catch-up in progress
   };
 
   // A state transfer arriving from one peer, reassembled in order.
@@ -281,7 +299,14 @@ class ReplicaCore {
   }
 
   // RR: only the part of d that the state lacks enters the state and the buffer.
-  void absorb(T d, PeerId from, std::size_t received_bytes) {
+  // `digest_part_of` names the digest catch-up d belongs to, if any: every other catch-up
+  // arriving here is told about d first (see DigestReceiver::note_join).
+  void absorb(T d, PeerId from, std::size_t received_bytes, const void* digest_part_of = nullptr) {
+    if constexpr (BucketedCrdt<T>) {
+      for (auto& [peer, in] : digest_in_) {
+        if (&in.rx != digest_part_of) in.rx.note_join(d);
+      }
+    }
     if (received_bytes > options_.max_buffer_bytes) {
       // Larger than the buffer may ever hold (a big state transfer): join it directly.
       // Its novel part could not be buffered anyway, so every neighbour is moved past the
@@ -335,13 +360,41 @@ class ReplicaCore {
     skip_own_deltas(from, n);
   }
 
+  // Catch-up of neighbour j: by digests when the type supports it and the state is large
+  // enough to benefit, otherwise (and for a neighbour that turns out to hold nothing) by
+  // sending the whole state.
   void start_transfer(Time now, PeerId j, Neighbour& n) {
+    n.transfer.reset();
+    n.digest.reset();
+    if constexpr (BucketedCrdt<T>) {
+      // (Below 1 KiB per message the digest rounds cannot fit a useful fan-out.)
+      if (options_.digest_catchup && state_.size() >= options_.digest_min_entries &&
+          options_.max_sync_bytes >= 1024) {
+        n.digest = std::make_unique<detail::DigestSender<T>>(next_transfer_id(), options_, now);
+        n.last_progress = now;
+        ++metrics_.catchup_rounds;
+        ++metrics_.digest_catchups;
+        std::vector<SyncMessage> out;
+        n.digest->start(out);
+        for (SyncMessage& m : out) send(j, std::move(m));
+        return;
+      }
+    }
+    start_state_transfer(now, j, n);
+  }
+
+  std::uint64_t next_transfer_id() {
+    return (incarnation_ << 32) | (++transfers_started_ & 0xffffffffu);
+  }
+
+  void start_state_transfer(Time now, PeerId j, Neighbour& n) {
+    n.digest.reset();
     if (!snapshot_ || snapshot_seq_ != seq_) {
       snapshot_ = std::make_shared<const std::string>(encode(state_));
       snapshot_seq_ = seq_;
     }
     auto t = std::make_unique<Transfer>();
-    t->id = (incarnation_ << 32) | (++transfers_started_ & 0xffffffffu);
+    t->id = next_transfer_id();
     t->seq = snapshot_seq_;
     t->bytes = snapshot_;
     const std::size_t chunk = std::max<std::size_t>(1, options_.max_sync_bytes);
@@ -435,6 +488,121 @@ class ReplicaCore {
     send(to, std::move(ack));
   }
 
+  // ---- digest catch-up (cluster/digest_catchup.hpp) ----
+
+  std::shared_ptr<const detail::DigestSnapshot<T>> digest_snapshot() requires BucketedCrdt<T> {
+    if (!digest_snapshot_ || digest_snapshot_->seq != seq_) {
+      // A fresh seed per snapshot: a digest collision (which would hide a difference) does
+      // not repeat in the next catch-up.
+      const std::uint64_t seed = (self_ * 0x9E3779B97F4A7C15ull) ^ (incarnation_ << 40) ^ seq_;
+      digest_snapshot_ = std::make_shared<const detail::DigestSnapshot<T>>(state_, seq_, seed);
+    }
+    return digest_snapshot_;
+  }
+
+  void on_digest_reply(Time now, PeerId from, const SyncMessage& m) requires BucketedCrdt<T> {
+    auto it = neighbours_.find(from);
+    if (it == neighbours_.end() || !it->second.digest || it->second.digest->id() != m.transfer) {
+      return;
+    }
+    Neighbour& n = it->second;
+    std::vector<SyncMessage> out;
+    using Outcome = typename detail::DigestSender<T>::Outcome;
+    const Outcome outcome = n.digest->on_reply(
+        now, m, [this] { return digest_snapshot(); }, out, metrics_);
+    for (SyncMessage& x : out) send(from, std::move(x));
+    n.last_progress = now;
+    switch (outcome) {
+      case Outcome::running:
+        return;
+      case Outcome::complete: {
+        // j now holds our state as of the snapshot: ordinary deltas carry on from there.
+        const std::uint64_t at = n.digest->snapshot()->seq;
+        n.digest.reset();
+        n.known = true;
+        n.acked = at;
+        n.sent_upto = at;
+        flush(now, from, n, false);
+        return;
+      }
+      case Outcome::whole_state:
+        start_state_transfer(now, from, n);
+        return;
+      case Outcome::restart:
+        start_transfer(now, from, n);
+        return;
+    }
+  }
+
+  void on_digest_request(Time now, PeerId from, const SyncMessage& m) requires BucketedCrdt<T> {
+    auto it = digest_in_.find(from);
+    if (it == digest_in_.end() || it->second.rx.id() != m.transfer) {
+      if (m.kind != SyncMessage::Kind::digest_offer) {
+        // Not a catch-up in progress here: one already completed (a late duplicate), or one
+        // lost when this replica restarted (the sender starts again).
+        const bool finished =
+            digest_completed_.contains(from) && digest_completed_[from] == m.transfer;
+        SyncMessage reply;
+        reply.kind = SyncMessage::Kind::digest_reply;
+        reply.transfer = m.transfer;
+        reply.first = m.first;
+        reply.last = static_cast<std::uint64_t>(finished ? detail::DigestReply::ok
+                                                         : detail::DigestReply::unknown_transfer);
+        if (finished) {
+          detail::ByteWriter w;
+          detail::write_list(w, std::vector<std::uint64_t>{});
+          reply.payload = w.take();
+        }
+        send(from, std::move(reply));
+        return;
+      }
+      it = digest_in_
+               .insert_or_assign(from, DigestIncoming{detail::DigestReceiver<T>(m.transfer), now})
+               .first;
+    }
+    detail::DigestReceiver<T>& rx = it->second.rx;
+    it->second.last_seen = now;
+    SyncMessage reply;
+    switch (m.kind) {
+      case SyncMessage::Kind::digest_offer:
+        if (!rx.on_offer(state_, m, reply)) {
+          ++metrics_.payloads_rejected;
+          return;
+        }
+        break;
+      case SyncMessage::Kind::bucket_chunk: {
+        bool malformed = false;
+        std::optional<T> delta = rx.on_chunk(state_, m, reply, malformed);
+        if (malformed) {
+          ++metrics_.payloads_rejected;  // unanswered: the sender retransmits
+          return;
+        }
+        if (delta) absorb(std::move(*delta), from, m.payload.size(), &rx);
+        break;
+      }
+      case SyncMessage::Kind::digest_done: {
+        std::optional<T> last = rx.on_done(state_, m, reply, options_.max_sync_bytes);
+        if (last) {
+          absorb(std::move(*last), from, 0, &rx);
+          digest_in_.erase(from);
+          digest_completed_[from] = m.transfer;
+          ++metrics_.catchups_completed;
+        }
+        break;
+      }
+      default:
+        return;
+    }
+    send(from, std::move(reply));
+  }
+
+  // A catch-up whose sender went silent (it crashed, or dropped us as a neighbour) holds a
+  // summary of our state; forget it. Safe at any point: the sender starts again if needed.
+  void drop_idle_digest_receivers(Time now) {
+    const Time idle = 10 * std::max(options_.retransmit_after, options_.sync_interval);
+    std::erase_if(digest_in_, [&](const auto& kv) { return now - kv.second.last_seen > idle; });
+  }
+
   // GC: drop deltas every neighbour has acknowledged (a neighbour in state transfer needs
   // them from its snapshot on), then enforce the byte cap. Neighbours left behind by the cap
   // take the state-transfer path at their next flush.
@@ -443,6 +611,8 @@ class ReplicaCore {
     for (const auto& [p, n] : neighbours_) {
       if (n.transfer) {
         needed = std::min(needed, n.transfer->seq);
+      } else if (n.digest) {
+        if (const auto* snap = n.digest->snapshot()) needed = std::min(needed, snap->seq);
       } else if (n.known) {
         needed = std::min(needed, n.acked);
       }
@@ -454,6 +624,7 @@ class ReplicaCore {
       ++buffer_base_;
     }
     if (snapshot_ && snapshot_.use_count() == 1) snapshot_.reset();
+    if (digest_snapshot_ && digest_snapshot_.use_count() == 1) digest_snapshot_.reset();
   }
 
   ReplicaId self_;
@@ -468,6 +639,13 @@ class ReplicaCore {
   std::map<PeerId, std::uint64_t> completed_;  // last transfer joined, per sender
   std::shared_ptr<const std::string> snapshot_;
   std::uint64_t snapshot_seq_ = 0;
+  std::shared_ptr<const detail::DigestSnapshot<T>> digest_snapshot_;  // shared by neighbours
+  struct DigestIncoming {
+    detail::DigestReceiver<T> rx;
+    Time last_seen;
+  };
+  std::map<PeerId, DigestIncoming> digest_in_;        // catch-ups arriving, by sender
+  std::map<PeerId, std::uint64_t> digest_completed_;  // last one joined
   std::uint64_t incarnation_;
   std::uint64_t transfers_started_ = 0;
   Time push_at_ = kNever;

@@ -149,6 +149,11 @@ class SimNetwork {
 
   std::uint64_t messages_sent() const { return messages_sent_; }
   std::uint64_t bytes_sent() const { return bytes_sent_; }
+  // Bytes sent in messages of one kind (all replicas, both directions).
+  std::uint64_t bytes_sent(SyncMessage::Kind kind) const {
+    auto it = bytes_by_kind_.find(kind);
+    return it == bytes_by_kind_.end() ? 0 : it->second;
+  }
   std::size_t largest_message() const { return largest_message_; }
 
  private:
@@ -193,6 +198,7 @@ class SimNetwork {
     for (auto& out : n.core->take_outbox()) {
       ++messages_sent_;
       bytes_sent_ += out.msg.wire_size();
+      bytes_by_kind_[out.msg.kind] += out.msg.wire_size();
       largest_message_ = std::max(largest_message_, out.msg.wire_size());
       if (partitioned(id, out.to) || chance(faults_.drop)) continue;
       const int copies = chance(faults_.duplicate) ? 2 : 1;
@@ -223,6 +229,7 @@ class SimNetwork {
   T written_;
   std::uint64_t messages_sent_ = 0;
   std::uint64_t bytes_sent_ = 0;
+  std::map<SyncMessage::Kind, std::uint64_t> bytes_by_kind_;
   std::size_t largest_message_ = 0;
 };
 

@@ -131,9 +131,7 @@ class AWLWWMap {
       detail::append_canonical(buf, e.key);
       const std::uint64_t kh = detail::hash_bytes(buf);
       append_slots_canonical(buf, e);
-      out.push_back(HashedEntry{
-          kh, static_cast<std::uint32_t>(XXH3_64bits_withSeed(buf.data(), buf.size(), seed)),
-          index++});
+      out.push_back(HashedEntry{kh, XXH3_64bits_withSeed(buf.data(), buf.size(), seed), index++});
     }
     std::sort(out.begin(), out.end(), [](const HashedEntry& a, const HashedEntry& b) {
       return a.key_hash != b.key_hash ? a.key_hash < b.key_hash : a.index < b.index;

@@ -21,7 +21,7 @@ namespace deltacrdt {
 // One entry (one key and all its slots) of a state, summarised for digest comparison.
 struct HashedEntry {
   std::uint64_t key_hash = 0;    // where the key sits on the hash line (stable everywhere)
-  std::uint32_t entry_hash = 0;  // seeded hash of the key and all of its slots (content)
+  std::uint64_t entry_hash = 0;  // seeded hash of the key and all of its slots (content)
   std::uint32_t index = 0;       // position in the state's iteration order
 };
 

@@ -71,6 +71,8 @@ void run_schedule(PropertyRng& rng) {
   SyncOptions opts;
   opts.max_sync_bytes = 256 + rng.below(4096);  // small limits: batching and chunking happen
   opts.max_buffer_bytes = rng.chance(0.3) ? 512 + rng.below(4096) : opts.max_buffer_bytes;
+  // Catch-up by digests for most schedules (key-based types), by whole state for the rest.
+  opts.digest_min_entries = rng.chance(0.7) ? 0 : 1 + rng.below(64);
   SimFaults faults;
   faults.drop = rng.chance(0.5) ? 0.05 * static_cast<double>(rng.below(7)) : 0.0;
   faults.duplicate = rng.chance(0.5) ? 0.1 : 0.0;

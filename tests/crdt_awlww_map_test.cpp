@@ -225,9 +225,9 @@ TEST_SUITE("crdt.awlww_map") {
 
 TEST_SUITE("crdt.awlww_map.buckets") {
   // Digests of the buckets of one level, as the catch-up computes them from hashed entries.
-  std::vector<std::uint32_t> level_digests(const std::vector<deltacrdt::HashedEntry>& entries,
+  std::vector<std::uint64_t> level_digests(const std::vector<deltacrdt::HashedEntry>& entries,
                                            unsigned level) {
-    std::vector<std::uint32_t> out(std::size_t{1} << level, 0);
+    std::vector<std::uint64_t> out(std::size_t{1} << level, 0);
     for (const auto& e : entries) out[level == 0 ? 0 : e.key_hash >> (64 - level)] += e.entry_hash;
     return out;
   }
