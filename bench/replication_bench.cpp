@@ -1,7 +1,8 @@
 // replication-bench: two Replica<AWLWWMap> in one process on one io_context, joined by a
 // LocalTransport (real encoding of every message), the io_context run by two threads. Measures: N
 // puts on A until B has them all; latency of one put against a synced 100k-key pair until B sees it
-// (on_diffs); a fresh replica catching up 100k and 1M keys; bytes sent for each. Prints Markdown.
+// (on_diffs); a fresh replica catching up 100k and 1M keys; a replica that missed 1% of the
+// updates catching up; bytes sent for each. Prints Markdown.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -130,6 +131,55 @@ void catch_up(std::size_t n) {
               ok ? "" : " TIMEOUT");
 }
 
+// A synced pair; B is cut off while A updates 1% of the keys, long enough for A's delta buffer
+// (capped at 64 KiB here) to drop them; then B is reconnected and caught up by digests.
+// Timed from reconnection until B holds every update, so it includes waiting for A's
+// retransmission timer (retransmit_after, 400 ms by default).
+void missed_one_percent(std::size_t n) {
+  ReplicaOptions options;
+  options.sync.max_buffer_bytes = 64 * 1024;
+  LocalCluster<Map> cluster(2, 2, options);
+  Replica<Map>& a = cluster[1];
+  Replica<Map>& b = cluster[2];
+  LocalTransport& net = cluster.transport();
+  fill(a, n);
+  wait_size(b, n, 120s);
+  std::this_thread::sleep_for(500ms);  // let acks settle
+  net.detach(2);
+  const std::size_t updates = n / 100;
+  const std::string updated(32, 'u');
+  for (std::size_t i = 0; i < updates; ++i) {
+    a.put(key(i * 97 % n), updated, [](std::exception_ptr, std::uint64_t) {});
+  }
+  a.read([](const Map& m) { return m.size(); }).get();
+  std::this_thread::sleep_for(1s);  // A pushes into the void and its buffer drops the deltas
+  const auto all_in = [&] {
+    return b
+        .read([&](const Map& m) {
+          for (std::size_t i = 0; i < updates; ++i) {
+            const std::string* v = m.find(key(i * 97 % n));
+            if (v == nullptr || *v != updated) return false;
+          }
+          return true;
+        })
+        .get();
+  };
+  const auto bytes0 = net.bytes_sent();
+  const auto start = Clock::now();
+  net.attach(b);
+  bool ok = false;
+  while (!(ok = all_in()) && seconds_since(start) < 120) std::this_thread::sleep_for(500us);
+  const double s = seconds_since(start);
+  const std::uint64_t catch_up_bytes = net.bytes_sent() - bytes0;
+  std::printf(
+      "| replica that missed 1%% of %zu keys (%zu updates) catching up | %.3f s | %llu bytes = "
+      "%.0f bytes/update (whole state: %.0f bytes/key) |%s\n",
+      n, updates, s, static_cast<unsigned long long>(catch_up_bytes),
+      static_cast<double>(catch_up_bytes) / static_cast<double>(updates),
+      static_cast<double>(encode(a.snapshot().get()).size()) / static_cast<double>(n),
+      ok ? "" : " TIMEOUT");
+}
+
 }  // namespace
 
 int main() {
@@ -141,5 +191,7 @@ int main() {
   put_latency(100000, 300);
   catch_up(100000);
   catch_up(1000000);
+  missed_one_percent(100000);
+  missed_one_percent(1000000);
   return 0;
 }

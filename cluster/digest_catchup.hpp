@@ -455,12 +455,27 @@ class DigestReceiver {
       return std::nullopt;
     }
     normalize_ranges(ranges);
+    // Our entries in the ranges that the sender's context can remove are those of our
+    // summary (taken at the first offer) plus suspect keys changed since; without suspects,
+    // the summary's positions spare hashing every key of the state.
+    std::optional<T> delta;
+    bool suspects = false;
+    std::vector<HashedEntry> candidates;
+    for (const KeyHashRange& range : ranges) {
+      suspects = suspects || dirty_.lower_bound(range.lo) != dirty_.upper_bound(range.hi);
+      const auto [b, e] = summary_->span_of(range);
+      candidates.insert(candidates.end(),
+                        summary_->entries.begin() + static_cast<std::ptrdiff_t>(b),
+                        summary_->entries.begin() + static_cast<std::ptrdiff_t>(e));
+    }
+    if (!suspects) delta = state.range_delta_at(*part, their_ctx_, ranges, candidates);
+    if (!delta) delta = state.range_delta(*part, their_ctx_, ranges);
     // What this chunk covers is now consistent with the sender's snapshot: earlier suspect
-    // changes in these ranges are settled by the delta below.
+    // changes in these ranges are settled by the delta.
     for (const KeyHashRange& range : ranges) {
       dirty_.erase(dirty_.lower_bound(range.lo), dirty_.upper_bound(range.hi));
     }
-    return state.range_delta(*part, their_ctx_, ranges);
+    return delta;
   }
 
   // Everything that differed was sent. If no key changed meanwhile in a way the sender's

@@ -300,24 +300,34 @@ class ReplicaCore {
 
   // RR: only the part of d that the state lacks enters the state and the buffer.
   // `digest_part_of` names the digest catch-up d belongs to, if any: every other catch-up
-  // arriving here is told about d first (see DigestReceiver::note_join).
-  void absorb(T d, PeerId from, std::size_t received_bytes, const void* digest_part_of = nullptr) {
+  // arriving here is told about d first (see DigestReceiver::note_join). `whole_state`: d is a
+  // neighbour's whole state (a completed state transfer).
+  void absorb(T d, PeerId from, std::size_t received_bytes, const void* digest_part_of = nullptr,
+              bool whole_state = false) {
     if constexpr (BucketedCrdt<T>) {
       for (auto& [peer, in] : digest_in_) {
         if (&in.rx != digest_part_of) in.rx.note_join(d);
       }
     }
-    if (received_bytes > options_.max_buffer_bytes) {
-      // Larger than the buffer may ever hold (a big state transfer): join it directly.
-      // Its novel part could not be buffered anyway, so every neighbour is moved past the
-      // buffer and catches up by state transfer.
+    if (whole_state && received_bytes > options_.max_buffer_bytes) {
+      // A whole state larger than the buffer may ever hold: join it directly. Its novel part
+      // could not be buffered anyway, so every neighbour is moved past the buffer and
+      // catches up - except the sender, if it had everything before: it has this too.
       if (observer_.before) observer_.before(state_, d);
       state_.join(std::move(d));  // takes d over when this replica holds nothing yet
       if (observer_.after) observer_.after(state_);
+      auto sender = neighbours_.find(from);
+      const bool sender_current = sender != neighbours_.end() && sender->second.known &&
+                                  !sender->second.transfer && !sender->second.digest &&
+                                  sender->second.acked == seq_;
       ++seq_;
       buffer_.clear();
       buffer_bytes_ = 0;
       buffer_base_ = seq_;
+      if (sender_current) {
+        sender->second.acked = seq_;
+        sender->second.sent_upto = seq_;
+      }
       return;
     }
     if (!forwards_to_others(from)) {
@@ -477,7 +487,7 @@ class ReplicaCore {
       return;
     }
     ++metrics_.catchups_completed;
-    absorb(std::move(*state), from, size);
+    absorb(std::move(*state), from, size, nullptr, /*whole_state=*/true);
   }
 
   void send_state_ack(PeerId to, std::uint64_t transfer, std::uint64_t have) {

@@ -9,6 +9,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -75,16 +76,20 @@ inline void normalize_ranges(std::vector<KeyHashRange>& ranges) {
 //    `ranges` up to `part` (an extract of a replica whose whole context is their_ctx): part's
 //    unseen slots, and the dots of our slots there that their_ctx covers and part lacks.
 //    Joining it changes nothing outside the ranges.
+//  - range_delta_at(part, their_ctx, ranges, candidates): the same, looking for our entries
+//    only at the given positions (from an earlier hashed_entries); nullopt when one moved.
 //  - context_delta(c): the dots of c we lack, as a delta with no entries (the last step of a
 //    catch-up, once every differing range is in).
 //  - for_each_keyed_dot(f): f(key_hash, dot) for every slot.
 template <class T>
 concept BucketedCrdt = DeltaCrdt<T> &&
     requires(const T& c, std::uint64_t seed, std::span<const std::uint32_t> indices,
-             std::span<const KeyHashRange> ranges, const CausalContext& ctx) {
+             std::span<const KeyHashRange> ranges, const CausalContext& ctx,
+             std::span<const HashedEntry> hashed) {
   { c.hashed_entries(seed) } -> std::same_as<std::vector<HashedEntry>>;
   { c.extract_entries(indices) } -> std::same_as<T>;
   { c.range_delta(c, ctx, ranges) } -> std::same_as<T>;
+  { c.range_delta_at(c, ctx, ranges, hashed) } -> std::same_as<std::optional<T>>;
   { c.context_delta(ctx) } -> std::same_as<T>;
   { c.context() } -> std::convertible_to<const CausalContext&>;
   { c.size() } -> std::convertible_to<std::size_t>;

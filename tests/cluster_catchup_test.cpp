@@ -174,6 +174,7 @@ TEST_CASE("a replica that missed 1% of updates catches up with a small multiple 
   net.run_for(1s);
   const std::uint64_t missed_bytes = encode(missed).size();
   const std::uint64_t before = net.bytes_sent();
+  const std::uint64_t receiver_rounds = net.replica(2).metrics().catchup_rounds;
   const std::uint64_t digests_before = net.bytes_sent(SyncMessage::Kind::digest_offer);
   net.heal();
   net.run_for(3s);
@@ -190,6 +191,9 @@ TEST_CASE("a replica that missed 1% of updates catches up with a small multiple 
       static_cast<unsigned long long>(whole_state));
   CHECK(net.replica(1).metrics().digest_catchups >= 1);
   CHECK(ratio < 4.0);
+  // The receiver joined chunks larger than its delta buffer: that must not send it into a
+  // catch-up of its own towards the sender.
+  CHECK(net.replica(2).metrics().catchup_rounds == receiver_rounds);
   CHECK(catchup_bytes * 10 < whole_state);
 }
 

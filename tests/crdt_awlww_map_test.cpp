@@ -264,6 +264,15 @@ TEST_SUITE("crdt.awlww_map.buckets") {
         REQUIRE(part.size() == indices.size());
         const Map delta = caught_up.range_delta(part, x.context(), std::span(&range, 1));
         REQUIRE(delta.valid());
+        // Looking only at the entries a fresh summary places in the range gives the same.
+        std::vector<deltacrdt::HashedEntry> candidates;
+        for (const auto& e : caught_up.hashed_entries(seed)) {
+          if (e.key_hash >= range.lo && e.key_hash <= range.hi) candidates.push_back(e);
+        }
+        const auto at =
+            caught_up.range_delta_at(part, x.context(), std::span(&range, 1), candidates);
+        REQUIRE(at.has_value());
+        REQUIRE(*at == delta);
         caught_up.join(delta);
         // Keys of other buckets are untouched so far.
         y.for_each([&](const std::string& k, const std::string& v) {
@@ -318,6 +327,13 @@ TEST_SUITE("crdt.awlww_map.buckets") {
     CHECK(deltacrdt::in_ranges(r, 100));
     CHECK_FALSE(deltacrdt::in_ranges(r, 101));
     CHECK_THROWS_AS((void)Map{}.extract_entries(std::vector<std::uint32_t>{0}), std::out_of_range);
+    // A candidate that is no longer at its position is detected.
+    Map m;
+    for (int i = 0; i < 20; ++i) (void)m.put(1, "k" + std::to_string(i), "v", HlcTimestamp{1});
+    const auto entries = m.hashed_entries(0);
+    (void)m.remove("k0");  // moves the last entry into k0's place
+    const KeyHashRange all{0, ~std::uint64_t{0}};
+    CHECK_FALSE(m.range_delta_at(Map{}, m.context(), std::span(&all, 1), entries).has_value());
   }
 }
 
