@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "cluster/byte_io.hpp"
+#include "transport/byte_io.hpp"
 #include "cluster/protocol.hpp"
 #include "crdt/bucketed.hpp"
 #include "crdt/codec.hpp"

@@ -1,0 +1,224 @@
+// Frames and the link handshake (transport/frame.hpp, transport/handshake.hpp): round trips,
+// byte-by-byte delivery, every kind of damage, random input, and the handshake's refusals.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/property.hpp"
+#include "transport/frame.hpp"
+#include "transport/handshake.hpp"
+
+using namespace deltacrdt;
+using namespace deltacrdt::transport;
+
+namespace {
+
+// Decodes every frame in `bytes`; stops at the first error.
+std::vector<Frame> decode_all(FrameDecoder& d, std::string_view bytes,
+                              boost::system::error_code* error = nullptr) {
+  d.feed(bytes);
+  std::vector<Frame> out;
+  for (;;) {
+    auto r = d.next();
+    if (!r) {
+      if (error != nullptr) *error = r.error();
+      return out;
+    }
+    if (!*r) return out;
+    out.push_back(std::move(**r));
+  }
+}
+
+}  // namespace
+
+TEST_SUITE("transport.frame") {
+  TEST_CASE("frames round-trip, whole or one byte at a time") {
+    std::string wire;
+    append_frame(wire, FrameType::sync, "hello");
+    append_frame(wire, FrameType::heartbeat, "");
+    append_frame(wire, FrameType::gossip, std::string(100000, 'x'));
+    FrameDecoder whole;
+    const auto frames = decode_all(whole, wire);
+    REQUIRE(frames.size() == 3);
+    CHECK(frames[0].type == FrameType::sync);
+    CHECK(frames[0].payload == "hello");
+    CHECK(frames[1].payload.empty());
+    CHECK(frames[2].payload.size() == 100000);
+
+    FrameDecoder trickle;
+    std::vector<Frame> got;
+    for (char c : wire) {
+      for (auto& f : decode_all(trickle, std::string_view(&c, 1))) got.push_back(std::move(f));
+    }
+    REQUIRE(got.size() == 3);
+    CHECK(got[2].payload == frames[2].payload);
+    CHECK(trickle.buffered() == 0);
+  }
+
+  TEST_CASE("a length above the maximum is refused before its payload is buffered") {
+    FrameDecoder d(1024);
+    std::string header = make_frame(FrameType::sync, std::string(2000, 'y')).substr(0, 12);
+    boost::system::error_code e;
+    CHECK(decode_all(d, header, &e).empty());
+    CHECK(e == Errc::too_large);
+    CHECK(d.buffered() == 0);
+    // The error is final.
+    CHECK(decode_all(d, make_frame(FrameType::sync, "ok"), &e).empty());
+    CHECK(e == Errc::too_large);
+  }
+
+  TEST_CASE("damaged frames are refused") {
+    const std::string good = make_frame(FrameType::sync, "payload");
+    const auto error_of = [](std::string bytes) {
+      FrameDecoder d;
+      boost::system::error_code e;
+      const auto frames = decode_all(d, bytes, &e);
+      return frames.empty() ? e : boost::system::error_code{};
+    };
+    std::string bad = good;
+    bad[0] = 'X';
+    CHECK(error_of(bad) == Errc::bad_magic);
+    bad = good;
+    bad[4] = 9;
+    CHECK(error_of(bad) == Errc::bad_version);
+    bad = good;
+    bad[5] = 42;
+    CHECK(error_of(bad) == Errc::corrupt);  // unknown type
+    bad = good;
+    bad[6] = 1;
+    CHECK(error_of(bad) == Errc::corrupt);  // undefined flags
+    bad = good;
+    bad[14] ^= 1;
+    CHECK(error_of(bad) == Errc::bad_checksum);
+    // Truncated: not an error, just incomplete.
+    FrameDecoder d;
+    CHECK(decode_all(d, good.substr(0, good.size() - 1)).empty());
+    CHECK(d.buffered() == good.size() - 1);
+  }
+
+  TEST_CASE("random bytes never crash the decoder and never yield a frame") {
+    deltacrdt::testing::for_each_case(1, [](deltacrdt::testing::PropertyRng& rng) {
+      std::string bytes;
+      if (rng.chance(0.5)) bytes = make_frame(FrameType::sync, "prefix");  // a valid start
+      const std::size_t n = rng.below(300);
+      for (std::size_t i = 0; i < n; ++i) bytes.push_back(static_cast<char>(rng.below(256)));
+      FrameDecoder d(4096);
+      std::size_t at = 0;
+      std::size_t frames = 0;
+      while (at < bytes.size()) {
+        const std::size_t take = 1 + rng.below(40);
+        d.feed(std::string_view(bytes).substr(at, take));
+        at += take;
+        for (;;) {
+          auto r = d.next();
+          if (!r || !*r) break;
+          ++frames;
+        }
+      }
+      REQUIRE(frames <= 1 + n / 20);  // only the valid prefix, barring 2^-64 accidents
+      REQUIRE(d.buffered() <= 4096 + 20);
+    });
+  }
+}
+
+TEST_SUITE("transport.handshake") {
+  HandshakeConfig config(std::string node, std::string secret = "s3cret-s3cret-s3cret",
+                         std::string cluster = "prod") {
+    return HandshakeConfig{std::move(cluster), std::move(node), 7, std::move(secret)};
+  }
+
+  // Runs a handshake between two objects; returns the frame types that crossed.
+  std::vector<FrameType> run(Handshake & client, Handshake & server) {
+    std::vector<FrameType> seen;
+    std::string to_server = client.start();
+    std::string to_client = server.start();
+    FrameDecoder at_server, at_client;
+    for (int round = 0; round < 10 && (!to_server.empty() || !to_client.empty()); ++round) {
+      for (auto& f : decode_all(at_server, std::exchange(to_server, {}))) {
+        seen.push_back(f.type);
+        to_client += server.on_frame(f);
+      }
+      for (auto& f : decode_all(at_client, std::exchange(to_client, {}))) {
+        seen.push_back(f.type);
+        to_server += client.on_frame(f);
+      }
+    }
+    return seen;
+  }
+
+  TEST_CASE("matching secrets authenticate both sides") {
+    Handshake client(Handshake::Role::client, config("a"));
+    Handshake server(Handshake::Role::server, config("b"));
+    const auto seen = run(client, server);
+    CHECK(seen == std::vector<FrameType>{FrameType::hello, FrameType::hello_ack, FrameType::auth,
+                                         FrameType::auth_ok});
+    CHECK(client.done());
+    CHECK(server.done());
+    CHECK(client.peer().node == "b");
+    CHECK(server.peer().node == "a");
+    CHECK(server.peer().incarnation == 7);
+  }
+
+  TEST_CASE("a client with the wrong secret is refused by the server") {
+    Handshake client(Handshake::Role::client, config("a", "wrong"));
+    Handshake server(Handshake::Role::server, config("b"));
+    run(client, server);
+    // The client cannot verify the server's proof either, so it refuses first.
+    CHECK(client.state() == Handshake::State::failed);
+    CHECK(server.state() == Handshake::State::failed);
+    CHECK_FALSE(server.done());
+  }
+
+  TEST_CASE("a client that skips verifying cannot fake its proof") {
+    Handshake client(Handshake::Role::client, config("a", "wrong"));
+    Handshake server(Handshake::Role::server, config("b"));
+    FrameDecoder at_server, at_client;
+    auto hello = decode_all(at_server, client.start());
+    auto ack = decode_all(at_client, server.on_frame(hello.at(0)));
+    REQUIRE(ack.at(0).type == FrameType::hello_ack);
+    // A forged auth: 32 bytes that are not the right MAC.
+    deltacrdt::detail::ByteWriter w;
+    w.bytes(std::string(32, 'z'));
+    const auto reply = decode_all(at_server, server.on_frame(Frame{FrameType::auth, w.take()}));
+    REQUIRE(reply.size() == 1);
+    CHECK(reply[0].type == FrameType::refuse);
+    CHECK(server.state() == Handshake::State::failed);
+    CHECK(server.failure() == "authentication failed");
+  }
+
+  TEST_CASE("a replayed handshake fails: the server's nonce is fresh") {
+    // Record a successful exchange, then replay the client's frames to a new server.
+    Handshake client(Handshake::Role::client, config("a"));
+    Handshake server1(Handshake::Role::server, config("b"));
+    FrameDecoder d1, d2, d3;
+    const Frame hello = decode_all(d1, client.start()).at(0);
+    const Frame ack = decode_all(d2, server1.on_frame(hello)).at(0);
+    const Frame auth = decode_all(d3, client.on_frame(ack)).at(0);
+    Handshake server2(Handshake::Role::server, config("b"));
+    (void)server2.on_frame(hello);
+    (void)server2.on_frame(auth);
+    CHECK(server2.state() == Handshake::State::failed);
+    CHECK(server1.on_frame(auth).size() > 0);
+    CHECK(server1.done());
+  }
+
+  TEST_CASE("a different cluster name is refused") {
+    Handshake client(Handshake::Role::client, config("a", "s3cret-s3cret-s3cret", "staging"));
+    Handshake server(Handshake::Role::server, config("b"));
+    run(client, server);
+    CHECK(server.state() == Handshake::State::failed);
+    CHECK(server.failure() == "cluster name mismatch");
+    CHECK(client.state() == Handshake::State::failed);
+  }
+
+  TEST_CASE("frames out of order and malformed handshakes are refused") {
+    Handshake server(Handshake::Role::server, config("b"));
+    CHECK_FALSE(server.on_frame(Frame{FrameType::sync, "data"}).empty());  // refuse frame
+    CHECK(server.state() == Handshake::State::failed);
+    Handshake server2(Handshake::Role::server, config("b"));
+    (void)server2.on_frame(Frame{FrameType::hello, "garbage"});
+    CHECK(server2.failure() == "malformed hello");
+    CHECK_THROWS_AS(Handshake(Handshake::Role::server, config("b", "")), std::invalid_argument);
+  }
+}

@@ -1,0 +1,233 @@
+// The link handshake (docs/wire-format.md): protocol version, cluster name, node name and
+// incarnation, and mutual authentication by HMAC-SHA256 challenge-response over a shared
+// cluster secret. The secret never crosses the wire; each side proves it holds the secret
+// by MACing both sides' fresh nonces, so a recorded handshake cannot be replayed.
+//
+//   client -> hello     {protocol, cluster, node, incarnation, nonce_c}
+//   server -> hello_ack {protocol, cluster, node, incarnation, nonce_s, mac_s}
+//   client -> auth      {mac_c}
+//   server -> auth_ok   {}
+//
+// mac_x = HMAC(secret, label_x | nonce_c | nonce_s | cluster | client node | client
+// incarnation | server node | server incarnation), with distinct labels for the two sides,
+// so one side's proof is never valid as the other's. Either side sends `refuse` with a
+// reason and stops at the first mismatch. Nothing but these frames is accepted before the
+// handshake completes. Sans-I/O; one object per connection; not thread-safe.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "transport/byte_io.hpp"
+#include "transport/frame.hpp"
+
+namespace deltacrdt::transport {
+
+inline constexpr std::uint64_t kHandshakeProtocol = 1;
+inline constexpr std::size_t kNonceBytes = 32;
+inline constexpr std::size_t kMacBytes = 32;
+inline constexpr std::size_t kMaxNameBytes = 255;
+
+struct HandshakeConfig {
+  std::string cluster;            // both sides must name the same cluster
+  std::string node;               // this node's name, unique in the cluster
+  std::uint64_t incarnation = 0;  // changes on every start of the node
+  std::string secret;             // the shared cluster secret (non-empty)
+};
+
+// Who is on the other end, once authenticated.
+struct PeerIdentity {
+  std::string node;
+  std::uint64_t incarnation = 0;
+};
+
+class Handshake {
+ public:
+  enum class Role { client, server };
+  enum class State { pending, done, failed };
+
+  Handshake(Role role, HandshakeConfig config) : role_(role), config_(std::move(config)) {
+    if (config_.secret.empty()) throw std::invalid_argument("handshake: empty cluster secret");
+    if (config_.cluster.size() > kMaxNameBytes || config_.node.size() > kMaxNameBytes) {
+      throw std::invalid_argument("handshake: cluster or node name longer than 255 bytes");
+    }
+  }
+
+  // Bytes to send first (the client's hello; nothing for the server).
+  std::string start() {
+    if (role_ == Role::server) return {};
+    own_nonce_ = random_nonce();
+    deltacrdt::detail::ByteWriter w;
+    w.u64(kHandshakeProtocol);
+    w.bytes(config_.cluster);
+    w.bytes(config_.node);
+    w.u64(config_.incarnation);
+    w.bytes(std::string_view(own_nonce_.data(), own_nonce_.size()));
+    expect_ = FrameType::hello_ack;
+    return make_frame(FrameType::hello, w.take());
+  }
+
+  // Takes one received frame; returns the bytes to send in answer (possibly none).
+  std::string on_frame(const Frame& f) {
+    if (state_ != State::pending) return {};
+    if (f.type == FrameType::refuse) {
+      failed("refused by peer: " + f.payload.substr(0, 200), false);
+      return {};
+    }
+    if (f.type != expect_) return refuse("unexpected frame during handshake");
+    deltacrdt::detail::ByteReader r(f.payload);
+    switch (f.type) {
+      case FrameType::hello:
+        return on_hello(r);
+      case FrameType::hello_ack:
+        return on_hello_ack(r);
+      case FrameType::auth:
+        return on_auth(r);
+      case FrameType::auth_ok:
+        if (!r.done()) return refuse("malformed auth_ok");
+        state_ = State::done;
+        return {};
+      default:
+        return refuse("unexpected frame during handshake");
+    }
+  }
+
+  State state() const { return state_; }
+  bool done() const { return state_ == State::done; }
+  // Why the handshake failed, for the log.
+  const std::string& failure() const { return failure_; }
+  // Whether we refused (the peer failed our checks) rather than the peer refusing us.
+  bool we_refused() const { return we_refused_; }
+  const PeerIdentity& peer() const { return peer_; }
+
+ private:
+  using Nonce = std::array<char, kNonceBytes>;
+
+  // Server: the client's hello.
+  std::string on_hello(deltacrdt::detail::ByteReader& r) {
+    std::uint64_t protocol = 0;
+    std::string_view cluster, node, nonce;
+    if (!r.u64(protocol) || !r.bytes(cluster) || !r.bytes(node) || !r.u64(peer_.incarnation) ||
+        !r.bytes(nonce) || !r.done() || nonce.size() != kNonceBytes ||
+        node.size() > kMaxNameBytes || node.empty()) {
+      return refuse("malformed hello");
+    }
+    if (protocol != kHandshakeProtocol) return refuse("unsupported protocol version");
+    if (cluster != config_.cluster) return refuse("cluster name mismatch");
+    if (node == config_.node) return refuse("node name already in use by this node");
+    peer_.node = std::string(node);
+    std::copy(nonce.begin(), nonce.end(), peer_nonce_.begin());
+    own_nonce_ = random_nonce();
+    deltacrdt::detail::ByteWriter w;
+    w.u64(kHandshakeProtocol);
+    w.bytes(config_.cluster);
+    w.bytes(config_.node);
+    w.u64(config_.incarnation);
+    w.bytes(std::string_view(own_nonce_.data(), own_nonce_.size()));
+    w.bytes(mac(kServerLabel));
+    expect_ = FrameType::auth;
+    return make_frame(FrameType::hello_ack, w.take());
+  }
+
+  // Client: the server's answer and proof.
+  std::string on_hello_ack(deltacrdt::detail::ByteReader& r) {
+    std::uint64_t protocol = 0;
+    std::string_view cluster, node, nonce, their_mac;
+    if (!r.u64(protocol) || !r.bytes(cluster) || !r.bytes(node) || !r.u64(peer_.incarnation) ||
+        !r.bytes(nonce) || !r.bytes(their_mac) || !r.done() || nonce.size() != kNonceBytes ||
+        node.size() > kMaxNameBytes || node.empty()) {
+      return refuse("malformed hello_ack");
+    }
+    if (protocol != kHandshakeProtocol) return refuse("unsupported protocol version");
+    if (cluster != config_.cluster) return refuse("cluster name mismatch");
+    peer_.node = std::string(node);
+    std::copy(nonce.begin(), nonce.end(), peer_nonce_.begin());
+    if (!equal_mac(their_mac, mac(kServerLabel))) return refuse("authentication failed");
+    deltacrdt::detail::ByteWriter w;
+    w.bytes(mac(kClientLabel));
+    expect_ = FrameType::auth_ok;
+    return make_frame(FrameType::auth, w.take());
+  }
+
+  // Server: the client's proof.
+  std::string on_auth(deltacrdt::detail::ByteReader& r) {
+    std::string_view their_mac;
+    if (!r.bytes(their_mac) || !r.done()) return refuse("malformed auth");
+    if (!equal_mac(their_mac, mac(kClientLabel))) return refuse("authentication failed");
+    state_ = State::done;
+    return make_frame(FrameType::auth_ok, {});
+  }
+
+  static constexpr std::string_view kServerLabel = "deltacrdt link v1 server";
+  static constexpr std::string_view kClientLabel = "deltacrdt link v1 client";
+
+  // The MAC over both nonces and both identities, as the given side.
+  std::string mac(std::string_view label) const {
+    const bool client = role_ == Role::client;
+    const Nonce& nonce_c = client ? own_nonce_ : peer_nonce_;
+    const Nonce& nonce_s = client ? peer_nonce_ : own_nonce_;
+    deltacrdt::detail::ByteWriter w;
+    w.bytes(label);
+    w.bytes(std::string_view(nonce_c.data(), nonce_c.size()));
+    w.bytes(std::string_view(nonce_s.data(), nonce_s.size()));
+    w.bytes(config_.cluster);
+    w.bytes(client ? config_.node : peer_.node);
+    w.u64(client ? config_.incarnation : peer_.incarnation);
+    w.bytes(client ? peer_.node : config_.node);
+    w.u64(client ? peer_.incarnation : config_.incarnation);
+    const std::string transcript = w.take();
+    std::array<unsigned char, EVP_MAX_MD_SIZE> out{};
+    unsigned int len = 0;
+    if (HMAC(EVP_sha256(), config_.secret.data(), static_cast<int>(config_.secret.size()),
+             reinterpret_cast<const unsigned char*>(transcript.data()), transcript.size(),
+             out.data(), &len) == nullptr ||
+        len != kMacBytes) {
+      throw std::runtime_error("handshake: HMAC-SHA256 failed");
+    }
+    return std::string(reinterpret_cast<const char*>(out.data()), len);
+  }
+
+  static bool equal_mac(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && a.size() == kMacBytes &&
+           CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+  }
+
+  static Nonce random_nonce() {
+    Nonce n{};
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(n.data()), static_cast<int>(n.size())) != 1) {
+      throw std::runtime_error("handshake: no randomness for a nonce");
+    }
+    return n;
+  }
+
+  std::string refuse(std::string reason) {
+    failed(reason, true);
+    return make_frame(FrameType::refuse, reason);
+  }
+  void failed(std::string reason, bool ours) {
+    state_ = State::failed;
+    failure_ = std::move(reason);
+    we_refused_ = ours;
+  }
+
+  Role role_;
+  HandshakeConfig config_;
+  State state_ = State::pending;
+  FrameType expect_ = FrameType::hello;  // the server waits for a hello
+  Nonce own_nonce_{};
+  Nonce peer_nonce_{};
+  PeerIdentity peer_;
+  std::string failure_;
+  bool we_refused_ = false;
+};
+
+}  // namespace deltacrdt::transport
