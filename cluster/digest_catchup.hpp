@@ -21,10 +21,10 @@
 #include <utility>
 #include <vector>
 
-#include "transport/byte_io.hpp"
 #include "cluster/protocol.hpp"
 #include "crdt/bucketed.hpp"
 #include "crdt/codec.hpp"
+#include "transport/byte_io.hpp"
 
 namespace deltacrdt::detail {
 

@@ -18,10 +18,15 @@ class IoThreads {
   }
   IoThreads(const IoThreads&) = delete;
   IoThreads& operator=(const IoThreads&) = delete;
-  ~IoThreads() {
+  ~IoThreads() { join(); }
+
+  // Stops the context and joins the threads; the context itself lives on until destruction
+  // (objects bound to it can then be destroyed safely). Idempotent.
+  void join() {
     guard_.reset();
     io_.stop();
-    for (auto& t : threads_) t.join();
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
   }
 
   asio::io_context& context() { return io_; }

@@ -149,6 +149,7 @@ class Handshake {
     }
     if (protocol != kHandshakeProtocol) return refuse("unsupported protocol version");
     if (cluster != config_.cluster) return refuse("cluster name mismatch");
+    if (node == config_.node) return refuse("connected to itself");
     peer_.node = std::string(node);
     std::copy(nonce.begin(), nonce.end(), peer_nonce_.begin());
     if (!equal_mac(their_mac, mac(kServerLabel))) return refuse("authentication failed");

@@ -1,0 +1,511 @@
+// Node: one process's place in a cluster (docs/node.md). It owns the I/O threads, the
+// listener, one authenticated link per peer node (transport/link.hpp), and the replicas it
+// hosts, multiplexed over the links by name. Membership: the seed list is dialed at start;
+// every link exchanges gossip (the sender, the replicas it hosts, the members it is linked
+// to), so a node that knows one member learns and dials the rest. Failed or lost links are
+// redialed forever with exponential backoff and jitter. The neighbours of a hosted replica
+// are its namesakes on every node currently linked ("all live members").
+//
+// Thread-safe: the public API may be called from any thread. Internally one mutex guards
+// the membership tables; handlers never block while holding it (sends and replica calls
+// only post work).
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "cluster/io_threads.hpp"
+#include "cluster/node_options.hpp"
+#include "cluster/replica.hpp"
+#include "cluster/wire.hpp"
+#include "transport/link.hpp"
+
+namespace deltacrdt {
+
+class Node {
+ public:
+  explicit Node(NodeOptions options)
+      : options_(validated(std::move(options))),
+        incarnation_(std::random_device{}() ^ (std::uint64_t{std::random_device{}()} << 32)),
+        rng_(std::random_device{}()),
+        io_(std::make_unique<IoThreads>(std::max<std::size_t>(1, options_.threads))),
+        acceptor_(std::make_unique<asio::ip::tcp::acceptor>(io_->context())),
+        maintenance_(std::make_unique<asio::steady_timer>(io_->context())) {
+    const HostPort listen = parse_host_port(options_.listen, "listen");
+    const asio::ip::tcp::endpoint ep(asio::ip::make_address(listen.host), listen.port);
+    acceptor_->open(ep.protocol());
+    acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true));
+    acceptor_->bind(ep);
+    acceptor_->listen();
+    port_ = acceptor_->local_endpoint().port();
+    advertise_ =
+        options_.advertise.empty() ? listen.host + ":" + std::to_string(port_) : options_.advertise;
+    for (const std::string& s : options_.seeds) {
+      if (s != advertise_) dials_[s];
+    }
+    asio::co_spawn(io_->context(), accept_loop(), asio::detached);
+    asio::co_spawn(io_->context(), maintain(), asio::detached);
+  }
+
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  ~Node() { stop(); }
+
+  // Hosts a replica named `name` (unique on this node) with a fresh replica id.
+  template <DeltaCrdt T>
+  Replica<T>& add_replica(const std::string& name, ReplicaOptions options = {}) {
+    if (name.empty() || name.size() > wire::kMaxName) {
+      throw std::invalid_argument("replica name must have 1-255 bytes");
+    }
+    std::unique_lock lock(mu_);
+    if (hosted_.contains(name)) throw std::invalid_argument("replica '" + name + "' exists");
+    auto h = std::make_unique<Hosted>();
+    h->id = random_id();
+    h->port = std::make_unique<Port>(*this, name);
+    auto replica = std::make_shared<Replica<T>>(io_->executor(), h->id, *h->port, options);
+    Replica<T>& ref = *replica;
+    h->deliver = [r = replica.get()](PeerId from, SyncMessage m) {
+      r->deliver(from, std::move(m));
+    };
+    h->set_neighbours = [r = replica.get()](std::vector<PeerId> n) { r->set_neighbours(n); };
+    h->replica = std::move(replica);
+    hosted_.emplace(name, std::move(h));
+    update_neighbours();
+    broadcast_gossip();
+    return ref;
+  }
+
+  const std::string& name() const { return options_.name; }
+  // host:port other nodes dial (the advertised address).
+  const std::string& address() const { return advertise_; }
+  std::uint16_t port() const { return port_; }
+  std::uint64_t incarnation() const { return incarnation_; }
+
+  // Names of the nodes with an established link, sorted.
+  std::vector<std::string> live_members() const {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    for (const auto& [n, m] : members_)
+      if (m.link) out.push_back(n);
+    return out;
+  }
+  // Every node this one knows of, linked or not.
+  std::vector<std::string> known_members() const {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    for (const auto& [n, m] : members_) out.push_back(n);
+    return out;
+  }
+
+  NodeMetrics metrics() const {
+    NodeMetrics m;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [n, mem] : members_) m.peers += mem.link ? 1 : 0;
+      m.reconnects = reconnects_;
+      m.sync_dropped = sync_dropped_;
+    }
+    m.bytes_in = counters_.bytes_in.load();
+    m.bytes_out = counters_.bytes_out.load();
+    m.frames_rejected = counters_.frames_rejected.load();
+    m.frames_dropped = counters_.frames_dropped.load();
+    m.handshakes_failed = counters_.handshakes_failed.load();
+    return m;
+  }
+
+  // Called (on an I/O thread, in order per peer) when a node's link comes up or goes down.
+  void on_member_event(std::function<void(const MemberEvent&)> callback) {
+    std::lock_guard lock(mu_);
+    listeners_.push_back(std::move(callback));
+  }
+
+  // Says goodbye on every link, stops accepting and dialing, destroys the replicas and joins
+  // the threads. Idempotent; the destructor calls it.
+  void stop() {
+    std::vector<transport::Link::Ptr> links;
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_) return;
+      stopped_ = true;
+      for (auto& [n, m] : members_)
+        if (m.link) links.push_back(m.link);
+      for (auto& [a, l] : pending_) links.push_back(l);
+      listeners_.clear();
+    }
+    for (auto& l : links) l->close("node stopping");
+    asio::post(io_->context(), [this] {
+      boost::system::error_code ec;
+      acceptor_->close(ec);
+      maintenance_->cancel();
+    });
+    // Give goodbyes a moment to reach the wire (bounded), then tear down in a safe order:
+    // replicas, then threads (no handler runs after), then the ports handlers sent through.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+    while (std::chrono::steady_clock::now() < until &&
+           std::any_of(links.begin(), links.end(), [](const auto& l) { return !l->closed(); })) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::map<std::string, std::unique_ptr<Hosted>> hosted;
+    {
+      std::lock_guard lock(mu_);
+      hosted = std::move(hosted_);
+      members_.clear();
+      pending_.clear();
+      routes_.clear();
+    }
+    std::vector<std::unique_ptr<Port>> ports;
+    for (auto& [n, h] : hosted) {
+      h->replica.reset();
+      ports.push_back(std::move(h->port));
+    }
+    links.clear();
+    io_->join();  // no handler runs after this
+    acceptor_.reset();
+    maintenance_.reset();
+    ports.clear();
+    io_.reset();
+  }
+
+ private:
+  // What a hosted replica sends goes through its port to the link of the node hosting the
+  // addressee.
+  struct Port final : SyncTransport {
+    Port(Node& n, std::string r) : node(n), replica(std::move(r)) {}
+    void send(PeerId from, PeerId to, SyncMessage msg) override {
+      node.route(replica, from, to, msg);
+    }
+    Node& node;
+    std::string replica;
+  };
+
+  struct Hosted {
+    ReplicaId id = 0;
+    std::unique_ptr<Port> port;
+    std::shared_ptr<void> replica;
+    std::function<void(PeerId, SyncMessage)> deliver;
+    std::function<void(std::vector<PeerId>)> set_neighbours;
+  };
+
+  struct Member {
+    std::string address;
+    std::uint64_t incarnation = 0;
+    transport::Link::Ptr link;  // null while not linked
+    std::vector<wire::HostedReplica> replicas;
+    bool ever_linked = false;
+  };
+
+  // Dialing state of one address.
+  struct Dial {
+    std::string peer;  // the node found there (once a handshake succeeded)
+    bool in_progress = false;
+    bool is_self = false;
+    unsigned failures = 0;
+    std::chrono::steady_clock::time_point next{};
+  };
+
+  static NodeOptions validated(NodeOptions o) {
+    if (o.name.empty() || o.name.size() > wire::kMaxName) {
+      throw std::invalid_argument("node name must have 1-255 bytes");
+    }
+    if (o.secret.empty()) throw std::invalid_argument("a cluster secret is required");
+    if (o.cluster.empty()) throw std::invalid_argument("cluster name must not be empty");
+    parse_host_port(o.listen, "listen");
+    if (!o.advertise.empty()) parse_host_port(o.advertise, "advertise");
+    for (const std::string& s : o.seeds) parse_host_port(s, "seed");
+    return o;
+  }
+
+  ReplicaId random_id() {
+    ReplicaId id = 0;
+    while (id == 0) id = rng_();
+    return id;
+  }
+
+  transport::HandshakeConfig handshake_config() const {
+    return {options_.cluster, options_.name, incarnation_, options_.secret};
+  }
+
+  transport::Link::Handlers handlers(std::optional<std::string> dialed) {
+    transport::Link::Handlers h;
+    h.on_up = [this, dialed](const transport::Link::Ptr& l) { link_up(l, dialed); };
+    h.on_frame = [this](const transport::Link::Ptr& l, transport::Frame f) {
+      link_frame(l, std::move(f));
+    };
+    h.on_down = [this, dialed](const transport::Link::Ptr& l, const std::string& reason, bool) {
+      link_down(l, reason, dialed);
+    };
+    return h;
+  }
+
+  asio::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_->async_accept(asio::make_strand(io_->context()),
+                                                           asio::as_tuple(asio::use_awaitable));
+      if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
+      if (ec) continue;
+      std::lock_guard lock(mu_);
+      if (stopped_) co_return;
+      auto link = transport::Link::create(std::move(socket), transport::Handshake::Role::server,
+                                          handshake_config(), options_.link, handlers(std::nullopt),
+                                          counters_);
+      pending_.emplace(link.get(), link);
+      link->start();
+    }
+  }
+
+  // Every 100 ms: dial addresses that are due; every gossip_interval: gossip.
+  asio::awaitable<void> maintain() {
+    auto last_gossip = std::chrono::steady_clock::now();
+    for (;;) {
+      maintenance_->expires_after(std::chrono::milliseconds(100));
+      auto [ec] = co_await maintenance_->async_wait(asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;
+      std::lock_guard lock(mu_);
+      if (stopped_) co_return;
+      const auto now = std::chrono::steady_clock::now();
+      for (auto& [address, d] : dials_) {
+        if (d.is_self || d.in_progress || now < d.next || linked_at(address)) continue;
+        if (!d.peer.empty() && members_.contains(d.peer) && members_[d.peer].link) continue;
+        d.in_progress = true;
+        asio::co_spawn(io_->context(), dial(address), asio::detached);
+      }
+      if (now - last_gossip >= options_.gossip_interval) {
+        last_gossip = now;
+        broadcast_gossip();
+      }
+    }
+  }
+
+  bool linked_at(const std::string& address) const {
+    return std::any_of(members_.begin(), members_.end(),
+                       [&](const auto& m) { return m.second.link && m.second.address == address; });
+  }
+
+  asio::awaitable<void> dial(std::string address) {
+    const HostPort hp = parse_host_port(address, "address");
+    auto strand = asio::make_strand(io_->context());
+    asio::ip::tcp::resolver resolver(strand);
+    auto [rec, results] = co_await resolver.async_resolve(hp.host, std::to_string(hp.port),
+                                                          asio::as_tuple(asio::use_awaitable));
+    asio::ip::tcp::socket socket(strand);
+    bool connected = false;
+    if (!rec) {
+      asio::steady_timer deadline(strand);
+      deadline.expires_after(options_.connect_timeout);
+      deadline.async_wait([&socket](boost::system::error_code ec) {
+        if (!ec) socket.close(ec);
+      });
+      auto [cec, ep] =
+          co_await asio::async_connect(socket, results, asio::as_tuple(asio::use_awaitable));
+      deadline.cancel();
+      connected = !cec && socket.is_open();
+    }
+    std::lock_guard lock(mu_);
+    if (stopped_) co_return;
+    if (!connected) {
+      dial_failed(address);
+      co_return;
+    }
+    auto link =
+        transport::Link::create(std::move(socket), transport::Handshake::Role::client,
+                                handshake_config(), options_.link, handlers(address), counters_);
+    pending_.emplace(link.get(), link);
+    link->start();
+  }
+
+  // Exponential backoff with jitter: min * 2^failures, capped, times 0.5-1.0.
+  void dial_failed(const std::string& address) {
+    auto it = dials_.find(address);
+    if (it == dials_.end()) return;
+    Dial& d = it->second;
+    d.in_progress = false;
+    ++d.failures;
+    const auto cap = options_.reconnect_max.count();
+    const auto base =
+        std::min<std::int64_t>(cap, options_.reconnect_min.count() << std::min(d.failures, 16u));
+    std::uniform_int_distribution<std::int64_t> jitter(base / 2,
+                                                       std::max<std::int64_t>(base / 2, base));
+    d.next = std::chrono::steady_clock::now() + std::chrono::milliseconds(jitter(rng_));
+  }
+
+  void link_up(const transport::Link::Ptr& link, const std::optional<std::string>& dialed) {
+    std::vector<std::function<void(const MemberEvent&)>> notify;
+    const std::string peer = link->peer().node;
+    {
+      std::lock_guard lock(mu_);
+      pending_.erase(link.get());
+      if (stopped_) return;
+      if (dialed) {
+        Dial& d = dials_[*dialed];
+        d.in_progress = false;
+        d.failures = 0;
+        d.peer = peer;
+      }
+      Member& m = members_[peer];
+      if (m.link && m.link != link) {
+        // One link per pair: both sides keep the link dialed by the node with the smaller
+        // name, so simultaneous dials settle on the same one.
+        const bool keep_new = preferred(*link, peer) || !preferred(*m.link, peer);
+        if (!keep_new) {
+          link->close("duplicate link");
+          return;
+        }
+        m.link->close("replaced by a newer link");
+        forget_routes(m);
+      }
+      const bool was_down = !m.link;
+      if (was_down && m.ever_linked) ++reconnects_;
+      m.ever_linked = true;
+      m.link = link;
+      m.incarnation = link->peer().incarnation;
+      if (dialed && m.address.empty()) m.address = *dialed;
+      link->send(transport::FrameType::gossip, wire::encode_gossip(own_gossip()));
+      if (was_down) notify = listeners_;
+    }
+    for (auto& cb : notify) cb(MemberEvent{peer, true});
+  }
+
+  // Whether `l` (a link to `peer`) was dialed by the node with the smaller name.
+  bool preferred(const transport::Link& l, const std::string& peer) const {
+    const bool we_dialed = l.role() == transport::Handshake::Role::client;
+    const std::string& client = we_dialed ? options_.name : peer;
+    const std::string& server = we_dialed ? peer : options_.name;
+    return client < server;
+  }
+
+  void link_down(const transport::Link::Ptr& link, const std::string& reason,
+                 const std::optional<std::string>& dialed) {
+    std::vector<std::function<void(const MemberEvent&)>> notify;
+    std::string peer;
+    {
+      std::lock_guard lock(mu_);
+      pending_.erase(link.get());
+      if (stopped_) return;
+      if (dialed) {
+        if (reason.find("itself") != std::string::npos ||
+            reason.find("already in use by this node") != std::string::npos) {
+          dials_[*dialed].is_self = true;  // a seed list that names this node
+        }
+        dial_failed(*dialed);
+      }
+      for (auto& [name, m] : members_) {
+        if (m.link != link) continue;
+        peer = name;
+        m.link.reset();
+        forget_routes(m);
+        update_neighbours();
+        notify = listeners_;
+      }
+    }
+    for (auto& cb : notify) cb(MemberEvent{peer, false});
+  }
+
+  void link_frame(const transport::Link::Ptr& link, transport::Frame f) {
+    if (f.type == transport::FrameType::sync) {
+      std::optional<wire::SyncEnvelope> e = wire::decode_sync(f.payload);
+      std::lock_guard lock(mu_);
+      auto it = e ? hosted_.find(e->replica) : hosted_.end();
+      if (it == hosted_.end() || it->second->id != e->to) {
+        ++sync_dropped_;  // malformed, or for a replica this node does not (now) host
+        return;
+      }
+      it->second->deliver(e->from, std::move(e->msg));
+    } else if (f.type == transport::FrameType::gossip) {
+      std::optional<wire::Gossip> g = wire::decode_gossip(f.payload);
+      std::lock_guard lock(mu_);
+      if (!g || g->self.name != link->peer().node) return;
+      Member& m = members_[g->self.name];
+      if (m.link != link) return;  // a link being replaced
+      forget_routes(m);
+      m.address = g->self.address;
+      m.incarnation = g->self.incarnation;
+      m.replicas = g->replicas;
+      for (const auto& r : m.replicas) routes_[r.id] = link;
+      if (!m.address.empty()) dials_[m.address];  // known from now on (redialed if lost)
+      for (const wire::MemberRecord& other : g->members) {
+        if (other.name == options_.name || other.address == advertise_) continue;
+        if (!members_.contains(other.name)) members_[other.name].address = other.address;
+        dials_[other.address];
+      }
+      update_neighbours();
+    }
+  }
+
+  void forget_routes(const Member& m) {
+    for (const auto& r : m.replicas) routes_.erase(r.id);
+  }
+
+  // Neighbours of each hosted replica: its namesakes on every linked node.
+  void update_neighbours() {
+    for (auto& [name, h] : hosted_) {
+      std::vector<PeerId> ids;
+      for (const auto& [n, m] : members_) {
+        if (!m.link) continue;
+        for (const auto& r : m.replicas)
+          if (r.name == name) ids.push_back(r.id);
+      }
+      h->set_neighbours(std::move(ids));
+    }
+  }
+
+  wire::Gossip own_gossip() const {
+    wire::Gossip g;
+    g.self = {options_.name, advertise_, incarnation_};
+    for (const auto& [name, h] : hosted_) g.replicas.push_back({name, h->id});
+    for (const auto& [n, m] : members_)
+      if (m.link && !m.address.empty()) g.members.push_back({n, m.address, m.incarnation});
+    return g;
+  }
+
+  void broadcast_gossip() {
+    const std::string payload = wire::encode_gossip(own_gossip());
+    for (auto& [n, m] : members_)
+      if (m.link) m.link->send(transport::FrameType::gossip, payload);
+  }
+
+  void route(const std::string& replica, PeerId from, PeerId to, const SyncMessage& msg) {
+    transport::Link::Ptr link;
+    {
+      std::lock_guard lock(mu_);
+      auto it = routes_.find(to);
+      if (it == routes_.end()) return;  // not linked now: the protocol retransmits later
+      link = it->second;
+    }
+    link->send(transport::FrameType::sync, wire::encode_sync(replica, from, to, msg));
+  }
+
+  const NodeOptions options_;
+  const std::uint64_t incarnation_;
+  std::mt19937_64 rng_;
+  std::unique_ptr<IoThreads> io_;
+  std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
+  std::unique_ptr<asio::steady_timer> maintenance_;
+  std::uint16_t port_ = 0;
+  std::string advertise_;
+  transport::LinkCounters counters_;
+
+  mutable std::mutex mu_;
+  bool stopped_ = false;
+  std::map<std::string, std::unique_ptr<Hosted>> hosted_;
+  std::map<std::string, Member> members_;
+  std::map<std::string, Dial> dials_;
+  std::map<const transport::Link*, transport::Link::Ptr> pending_;  // handshaking
+  std::map<ReplicaId, transport::Link::Ptr> routes_;
+  std::vector<std::function<void(const MemberEvent&)>> listeners_;
+  std::uint64_t reconnects_ = 0;
+  std::uint64_t sync_dropped_ = 0;
+};
+
+}  // namespace deltacrdt

@@ -1,0 +1,78 @@
+// Options, metrics and events of a Node (cluster/node.hpp), and host:port parsing.
+#pragma once
+
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "transport/link.hpp"
+
+namespace deltacrdt {
+
+struct NodeOptions {
+  std::string name;                    // unique in the cluster; required
+  std::string listen = "127.0.0.1:0";  // IP:port of the cluster port (port 0: any free port)
+  // host:port that other nodes dial; empty: the bound listen address. Set it when the node
+  // is reached through NAT, a container network or a proxy.
+  std::string advertise;
+  std::string cluster = "deltacrdt";  // nodes of different clusters refuse each other
+  std::string secret;                 // shared cluster secret; required (never sent)
+  std::vector<std::string> seeds;     // host:port of members to dial at start
+  std::size_t threads = 2;            // I/O threads (links and hosted replicas)
+  transport::LinkOptions link;        // frame bound, queue bound, heartbeats, timeouts
+  // Redialing a lost or unreachable member: reconnect_min * 2^failures, capped at
+  // reconnect_max, with jitter (x 0.5-1.0); forever.
+  std::chrono::milliseconds reconnect_min{100};
+  std::chrono::milliseconds reconnect_max{5000};
+  std::chrono::milliseconds connect_timeout{3000};
+  std::chrono::milliseconds gossip_interval{1000};
+};
+
+struct NodeMetrics {
+  std::size_t peers = 0;  // linked nodes (current)
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::uint64_t frames_rejected = 0;    // malformed frames received (each closed a link)
+  std::uint64_t frames_dropped = 0;     // outbound frames dropped on a full link queue
+  std::uint64_t handshakes_failed = 0;  // refused or timed out
+  std::uint64_t reconnects = 0;         // links re-established to a node seen before
+  std::uint64_t sync_dropped = 0;       // sync frames for no hosted replica, or malformed
+};
+
+struct MemberEvent {
+  std::string node;
+  bool up = false;
+};
+
+struct HostPort {
+  std::string host;
+  std::uint16_t port = 0;
+};
+
+// "host:port" or "[v6]:port". Throws std::invalid_argument naming `what` on bad input.
+inline HostPort parse_host_port(std::string_view s, std::string_view what) {
+  const auto bad = [&](std::string_view why) {
+    return std::invalid_argument(std::string(what) + " address '" + std::string(s) +
+                                 "': " + std::string(why) + " (expected host:port)");
+  };
+  const std::size_t colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) throw bad("no host or no port");
+  std::string_view host = s.substr(0, colon);
+  const std::string_view port = s.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  unsigned value = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc{} || end != port.data() + port.size() || value > 65535) {
+    throw bad("port must be a number 0-65535");
+  }
+  if (host.empty()) throw bad("empty host");
+  return HostPort{std::string(host), static_cast<std::uint16_t>(value)};
+}
+
+}  // namespace deltacrdt

@@ -1,0 +1,182 @@
+// Nodes over real TCP on 127.0.0.1 (cluster/node.hpp): convergence, membership by gossip,
+// authentication, hostile connections, reconnection. Every wait is bounded.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster/node.hpp"
+#include "crdt/awlww_map.hpp"
+#include "crdt/pncounter.hpp"
+
+using namespace deltacrdt;
+using namespace std::chrono_literals;
+using Map = AWLWWMap<std::string, std::string>;
+
+namespace {
+
+constexpr const char* kSecret = "test-secret-0123456789";
+
+NodeOptions options(const std::string& name, std::vector<std::string> seeds = {},
+                    std::string secret = kSecret) {
+  NodeOptions o;
+  o.name = name;
+  o.cluster = "test";
+  o.secret = std::move(secret);
+  o.seeds = std::move(seeds);
+  o.link.handshake_timeout = 1s;
+  o.link.heartbeat_interval = 100ms;
+  o.link.idle_timeout = 1s;
+  o.reconnect_min = 50ms;
+  o.reconnect_max = 500ms;
+  o.gossip_interval = 200ms;
+  return o;
+}
+
+// Polls `done` every 10 ms for at most `limit`.
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (done()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return done();
+}
+
+std::size_t size_of(Replica<Map>& r) {
+  return r.read([](const Map& m) { return m.size(); }).get();
+}
+
+// A raw client socket to a node, for sending it whatever bytes a test likes.
+struct RawClient {
+  asio::io_context io;
+  asio::ip::tcp::socket socket{io};
+  explicit RawClient(std::uint16_t port) {
+    socket.connect({asio::ip::make_address("127.0.0.1"), port});
+  }
+  void write(const std::string& bytes) { asio::write(socket, asio::buffer(bytes)); }
+  // True when the node closed the connection within `limit`.
+  bool closed_by_peer(std::chrono::milliseconds limit) {
+    socket.non_blocking(true);
+    const auto until = std::chrono::steady_clock::now() + limit;
+    char buf[256];
+    while (std::chrono::steady_clock::now() < until) {
+      boost::system::error_code ec;
+      socket.read_some(asio::buffer(buf), ec);
+      if (ec == asio::error::eof || ec == asio::error::connection_reset) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("cluster.node") {
+  TEST_CASE("three nodes converge; a node seeded with one member learns all of them") {
+    Node n1(options("n1"));
+    Node n2(options("n2", {n1.address()}));
+    Node n3(options("n3", {n1.address()}));
+    auto& m1 = n1.add_replica<Map>("links");
+    auto& m2 = n2.add_replica<Map>("links");
+    auto& m3 = n3.add_replica<Map>("links");
+    auto& c1 = n1.add_replica<PNCounter>("hits");
+    auto& c3 = n3.add_replica<PNCounter>("hits");
+    REQUIRE(eventually([&] { return n3.live_members().size() == 2; }));
+    CHECK(n3.live_members() == std::vector<std::string>{"n1", "n2"});  // n2 via gossip
+    for (int i = 0; i < 100; ++i) {
+      m1.put("a" + std::to_string(i), "1").get();
+      m2.put("b" + std::to_string(i), "2").get();
+      m3.put("c" + std::to_string(i), "3").get();
+    }
+    const ReplicaId id1 = c1.id(), id3 = c3.id();
+    c1.mutate([id1](PNCounter& c) { return c.increment(id1, 5); }).get();
+    c3.mutate([id3](PNCounter& c) { return c.increment(id3, 7); }).get();
+    CHECK(
+        eventually([&] { return size_of(m1) == 300 && size_of(m2) == 300 && size_of(m3) == 300; }));
+    CHECK(m1.snapshot().get() == m3.snapshot().get());
+    CHECK(eventually([&] {
+      return c1.read([](const PNCounter& c) { return c.value(); }).get() == 12 &&
+             c3.read([](const PNCounter& c) { return c.value(); }).get() == 12;
+    }));
+    CHECK(n1.metrics().peers == 2);
+    CHECK(n1.metrics().frames_rejected == 0);
+  }
+
+  TEST_CASE("a node with the wrong secret is refused and learns nothing") {
+    Node n1(options("n1"));
+    auto& m1 = n1.add_replica<Map>("links");
+    m1.put("secret-key", "v").get();
+    Node intruder(options("intruder", {n1.address()}, "not-the-secret"));
+    auto& mi = intruder.add_replica<Map>("links");
+    CHECK(eventually([&] { return n1.metrics().handshakes_failed >= 1; }));
+    std::this_thread::sleep_for(300ms);
+    CHECK(n1.live_members().empty());
+    CHECK(intruder.live_members().empty());
+    CHECK(size_of(mi) == 0);
+    CHECK(n1.known_members().empty());
+  }
+
+  TEST_CASE("garbage, a huge length and a silent connection close only that connection") {
+    Node n1(options("n1"));
+    Node n2(options("n2", {n1.address()}));
+    auto& m1 = n1.add_replica<Map>("links");
+    auto& m2 = n2.add_replica<Map>("links");
+    REQUIRE(eventually([&] { return n1.live_members().size() == 1; }));
+
+    RawClient garbage(n1.port());
+    garbage.write(std::string(64, '\x7f'));
+    CHECK(garbage.closed_by_peer(2s));
+
+    RawClient huge(n1.port());
+    std::string header = transport::make_frame(transport::FrameType::hello, "x").substr(0, 8);
+    header += std::string("\xff\xff\xff\x7f", 4);  // a 2 GiB payload announced
+    huge.write(header);
+    CHECK(huge.closed_by_peer(2s));
+
+    RawClient silent(n1.port());  // connects, never speaks: the handshake times out
+    CHECK(silent.closed_by_peer(3s));
+
+    CHECK(n1.metrics().frames_rejected >= 2);
+    // The node kept serving its real peer throughout.
+    m2.put("after", "ok").get();
+    CHECK(eventually([&] { return size_of(m1) == 1; }));
+    CHECK(n1.live_members() == std::vector<std::string>{"n2"});
+  }
+
+  TEST_CASE("a node that goes away and comes back on the same address is relinked") {
+    Node n1(options("n1"));
+    auto& m1 = n1.add_replica<Map>("links");
+    std::string address;
+    {
+      Node n2(options("n2", {n1.address()}));
+      auto& m2 = n2.add_replica<Map>("links");
+      m2.put("before", "1").get();
+      REQUIRE(eventually([&] { return size_of(m1) == 1; }));
+      address = n2.address();
+    }  // n2 stops
+    CHECK(eventually([&] { return n1.live_members().empty(); }));
+    m1.put("while-away", "2").get();
+    NodeOptions o = options("n2");
+    o.listen = address;  // the same port: n1 redials it
+    Node n2(o);
+    auto& m2 = n2.add_replica<Map>("links");
+    CHECK(eventually([&] { return n1.live_members() == std::vector<std::string>{"n2"}; }));
+    CHECK(eventually([&] { return size_of(m2) == 2; }));
+    CHECK(n1.metrics().reconnects >= 1);
+  }
+
+  TEST_CASE("bad options are clear errors") {
+    CHECK_THROWS_AS(Node(options("")), std::invalid_argument);
+    CHECK_THROWS_AS(Node(options("n", {}, "")), std::invalid_argument);
+    CHECK_THROWS_AS(Node(options("n", {"no-port"})), std::invalid_argument);
+    CHECK_THROWS_AS(Node(options("n", {"host:99999"})), std::invalid_argument);
+    NodeOptions o = options("n");
+    o.listen = "127.0.0.1:x";
+    CHECK_THROWS_AS(Node{o}, std::invalid_argument);
+  }
+}

@@ -1,0 +1,287 @@
+// Link: one authenticated TCP connection between two nodes (docs/wire-format.md).
+//
+// It runs the handshake (transport/handshake.hpp), then carries frames both ways. One writer
+// per socket: frames are queued and written in order by a single coroutine; the queue is
+// bounded in bytes, and a frame that would pass the bound is dropped and counted (callers
+// send only what can be resent: replication retransmits). Heartbeats keep an idle link
+// alive; a link that receives nothing for idle_timeout, or whose handshake does not finish
+// within handshake_timeout, is closed. Any malformed frame closes the link.
+//
+// Threading: everything runs on the link's strand (the socket's executor). send() and
+// close() may be called from any thread. Handlers are called on the strand; on_down exactly
+// once, whatever ends the link.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "transport/asio.hpp"
+#include "transport/frame.hpp"
+#include "transport/handshake.hpp"
+
+namespace deltacrdt::transport {
+
+struct LinkOptions {
+  std::size_t max_frame_bytes = kDefaultMaxFrameBytes;
+  // Outbound bytes queued before frames are dropped (backpressure on a slow peer).
+  std::size_t max_queue_bytes = 32 * 1024 * 1024;
+  std::chrono::milliseconds handshake_timeout{5000};
+  std::chrono::milliseconds heartbeat_interval{500};
+  // Nothing received for this long (not even a heartbeat): the peer is gone.
+  std::chrono::milliseconds idle_timeout{3000};
+};
+
+// Counters shared by all links of a node (monotone).
+struct LinkCounters {
+  std::atomic<std::uint64_t> bytes_in{0};
+  std::atomic<std::uint64_t> bytes_out{0};
+  std::atomic<std::uint64_t> frames_in{0};
+  std::atomic<std::uint64_t> frames_out{0};
+  std::atomic<std::uint64_t> frames_rejected{0};  // malformed frames (each closed a link)
+  std::atomic<std::uint64_t> frames_dropped{0};   // outbound, queue full
+  std::atomic<std::uint64_t> handshakes_failed{0};
+};
+
+class Link : public std::enable_shared_from_this<Link> {
+ public:
+  using Ptr = std::shared_ptr<Link>;
+  struct Handlers {
+    std::function<void(const Ptr&)> on_up;            // handshake done; peer() is set
+    std::function<void(const Ptr&, Frame)> on_frame;  // any frame after the handshake
+    std::function<void(const Ptr&, const std::string& reason, bool was_up)> on_down;
+  };
+
+  // `socket` must be open (accepted or connected) and bound to a strand executor.
+  static Ptr create(asio::ip::tcp::socket socket, Handshake::Role role, HandshakeConfig config,
+                    LinkOptions options, Handlers handlers, LinkCounters& counters) {
+    return Ptr(new Link(std::move(socket), role, std::move(config), options, std::move(handlers),
+                        counters));
+  }
+
+  void start() {
+    auto self = shared_from_this();
+    asio::co_spawn(
+        strand_, [self]() { return self->reader(); }, asio::detached);
+    asio::co_spawn(
+        strand_, [self]() { return self->writer(); }, asio::detached);
+    asio::co_spawn(
+        strand_, [self]() { return self->watchdog(); }, asio::detached);
+  }
+
+  // Queues a frame; false when the link is closed or its queue is full (frame dropped).
+  bool send(FrameType type, std::string_view payload) {
+    if (closed_.load()) return false;
+    std::string bytes = make_frame(type, payload);
+    // (Checked here, counted in enqueue: the bound is approximate under concurrent senders.)
+    if (queued_bytes_.load() + bytes.size() > options_.max_queue_bytes) {
+      counters_.frames_dropped.fetch_add(1);
+      return false;
+    }
+    asio::post(strand_, [self = shared_from_this(), b = std::move(bytes)]() mutable {
+      self->enqueue(std::move(b));
+    });
+    return true;
+  }
+
+  // Says goodbye (best effort) and closes.
+  void close(std::string reason) {
+    asio::post(strand_, [self = shared_from_this(), r = std::move(reason)]() mutable {
+      if (self->up_.load()) self->enqueue(make_frame(FrameType::goodbye, {}));
+      self->closing_ = true;
+      self->close_reason_ = std::move(r);
+      self->wake_.cancel();
+    });
+  }
+
+  bool up() const { return up_.load(); }
+  bool closed() const { return closed_.load(); }
+  Handshake::Role role() const { return role_; }
+  // The authenticated peer; meaningful once up.
+  const PeerIdentity& peer() const { return handshake_.peer(); }
+  const std::string& remote() const { return remote_; }
+
+ private:
+  Link(asio::ip::tcp::socket socket, Handshake::Role role, HandshakeConfig config,
+       LinkOptions options, Handlers handlers, LinkCounters& counters)
+      : strand_(socket.get_executor()),
+        socket_(std::move(socket)),
+        role_(role),
+        handshake_(role, std::move(config)),
+        options_(options),
+        handlers_(std::move(handlers)),
+        counters_(counters),
+        decoder_(options.max_frame_bytes),
+        wake_(strand_),
+        tick_(strand_) {
+    boost::system::error_code ec;
+    const auto ep = socket_.remote_endpoint(ec);
+    remote_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+    wake_.expires_at(std::chrono::steady_clock::time_point::max());
+  }
+
+  using Clock = std::chrono::steady_clock;
+
+  asio::awaitable<void> reader() {
+    last_rx_ = Clock::now();
+    started_ = last_rx_;
+    if (std::string hello = handshake_.start(); !hello.empty()) enqueue(std::move(hello));
+    std::vector<char> buf(64 * 1024);
+    while (!closed_.load()) {
+      auto [ec, n] =
+          co_await socket_.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+      if (ec) {
+        shutdown(ec == asio::error::eof ? "closed by peer" : "read: " + ec.message());
+        co_return;
+      }
+      last_rx_ = Clock::now();
+      counters_.bytes_in.fetch_add(n);
+      decoder_.feed(std::string_view(buf.data(), n));
+      for (;;) {
+        auto next = decoder_.next();
+        if (!next) {
+          counters_.frames_rejected.fetch_add(1);
+          shutdown("malformed frame: " + next.error().message());
+          co_return;
+        }
+        if (!*next) break;
+        counters_.frames_in.fetch_add(1);
+        handle(std::move(**next));
+        if (closed_.load() || closing_) break;
+      }
+    }
+  }
+
+  void handle(Frame f) {
+    if (!handshake_.done()) {
+      std::string reply = handshake_.on_frame(f);
+      if (!reply.empty()) enqueue(std::move(reply));
+      if (handshake_.state() == Handshake::State::failed) {
+        counters_.handshakes_failed.fetch_add(1);
+        closing_ = true;  // the writer flushes the refusal, then closes
+        close_reason_ = "handshake: " + handshake_.failure();
+        wake_.cancel();
+      } else if (handshake_.done()) {
+        up_ = true;
+        if (handlers_.on_up) handlers_.on_up(shared_from_this());
+      }
+      return;
+    }
+    switch (f.type) {
+      case FrameType::heartbeat:
+        return;
+      case FrameType::goodbye:
+        shutdown("peer said goodbye");
+        return;
+      case FrameType::hello:
+      case FrameType::hello_ack:
+      case FrameType::auth:
+      case FrameType::auth_ok:
+      case FrameType::refuse:
+        counters_.frames_rejected.fetch_add(1);
+        shutdown("handshake frame on an established link");
+        return;
+      default:
+        if (handlers_.on_frame) handlers_.on_frame(shared_from_this(), std::move(f));
+    }
+  }
+
+  void enqueue(std::string bytes) {
+    if (closed_.load()) return;
+    queued_bytes_.fetch_add(bytes.size());
+    queue_.push_back(std::move(bytes));
+    wake_.cancel();
+  }
+
+  asio::awaitable<void> writer() {
+    std::string batch;
+    while (!closed_.load()) {
+      if (queue_.empty()) {
+        if (closing_) {
+          shutdown(close_reason_);
+          co_return;
+        }
+        (void)co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+        wake_.expires_at(Clock::time_point::max());
+        continue;
+      }
+      batch.clear();
+      std::size_t frames = 0;
+      while (!queue_.empty() && batch.size() < 1024 * 1024) {
+        batch += queue_.front();
+        queue_.pop_front();
+        ++frames;
+      }
+      auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(batch),
+                                                asio::as_tuple(asio::use_awaitable));
+      if (ec) {
+        shutdown("write: " + ec.message());
+        co_return;
+      }
+      queued_bytes_.fetch_sub(n);
+      counters_.bytes_out.fetch_add(n);
+      counters_.frames_out.fetch_add(frames);
+    }
+  }
+
+  asio::awaitable<void> watchdog() {
+    while (!closed_.load()) {
+      tick_.expires_after(options_.heartbeat_interval);
+      (void)co_await tick_.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (closed_.load()) co_return;
+      const auto now = Clock::now();
+      if (!up_.load() && now - started_ > options_.handshake_timeout) {
+        counters_.handshakes_failed.fetch_add(1);
+        shutdown("handshake timeout");
+        co_return;
+      }
+      if (now - last_rx_ > options_.idle_timeout) {
+        shutdown("idle timeout");
+        co_return;
+      }
+      if (up_.load()) enqueue(make_frame(FrameType::heartbeat, {}));
+    }
+  }
+
+  void shutdown(const std::string& reason) {
+    if (closed_.exchange(true)) return;
+    boost::system::error_code ec;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    wake_.cancel();
+    tick_.cancel();
+    queue_.clear();
+    queued_bytes_.store(0);
+    if (handlers_.on_down) handlers_.on_down(shared_from_this(), reason, up_.load());
+    handlers_ = {};  // drop references the owner may hold through them
+  }
+
+  asio::any_io_executor strand_;
+  asio::ip::tcp::socket socket_;
+  Handshake::Role role_;
+  Handshake handshake_;
+  LinkOptions options_;
+  Handlers handlers_;
+  LinkCounters& counters_;
+  FrameDecoder decoder_;
+  asio::steady_timer wake_;  // the writer sleeps on it; cancel() wakes it
+  asio::steady_timer tick_;
+  std::deque<std::string> queue_;
+  std::atomic<std::size_t> queued_bytes_{0};
+  std::atomic<bool> closed_{false};
+  bool closing_ = false;
+  std::atomic<bool> up_{false};
+  std::string close_reason_;
+  std::string remote_;
+  Clock::time_point last_rx_{};
+  Clock::time_point started_{};
+};
+
+}  // namespace deltacrdt::transport
