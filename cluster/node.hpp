@@ -38,6 +38,7 @@ class Node {
  public:
   explicit Node(NodeOptions options)
       : options_(validated(std::move(options))),
+        log_(options_.logger ? options_.logger : std::make_shared<Logger>()),
         incarnation_(std::random_device{}() ^ (std::uint64_t{std::random_device{}()} << 32)),
         rng_(std::random_device{}()),
         io_(std::make_unique<IoThreads>(std::max<std::size_t>(1, options_.threads))),
@@ -55,6 +56,8 @@ class Node {
     for (const std::string& s : options_.seeds) {
       if (s != advertise_) dials_[s];
     }
+    log_->log(LogLevel::info, "node_started",
+              {{"node", options_.name}, {"address", advertise_}, {"cluster", options_.cluster}});
     asio::co_spawn(io_->context(), accept_loop(), asio::detached);
     asio::co_spawn(io_->context(), maintain(), asio::detached);
   }
@@ -144,6 +147,7 @@ class Node {
       for (auto& [a, l] : pending_) links.push_back(l);
       listeners_.clear();
     }
+    log_->log(LogLevel::info, "node_stopping", {{"node", options_.name}});
     for (auto& l : links) l->close("node stopping");
     asio::post(io_->context(), [this] {
       boost::system::error_code ec;
@@ -243,9 +247,8 @@ class Node {
     h.on_frame = [this](const transport::Link::Ptr& l, transport::Frame f) {
       link_frame(l, std::move(f));
     };
-    h.on_down = [this, dialed](const transport::Link::Ptr& l, const std::string& reason, bool) {
-      link_down(l, reason, dialed);
-    };
+    h.on_down = [this, dialed](const transport::Link::Ptr& l, const std::string& reason,
+                               bool was_up) { link_down(l, reason, was_up, dialed); };
     return h;
   }
 
@@ -315,6 +318,7 @@ class Node {
     std::lock_guard lock(mu_);
     if (stopped_) co_return;
     if (!connected) {
+      log_->log(LogLevel::debug, "dial_failed", {{"node", options_.name}, {"address", address}});
       dial_failed(address);
       co_return;
     }
@@ -359,6 +363,8 @@ class Node {
         // name, so simultaneous dials settle on the same one.
         const bool keep_new = preferred(*link, peer) || !preferred(*m.link, peer);
         if (!keep_new) {
+          log_->log(LogLevel::debug, "duplicate_link_closed",
+                    {{"node", options_.name}, {"peer", peer}});
           link->close("duplicate link");
           return;
         }
@@ -373,6 +379,11 @@ class Node {
       if (dialed && m.address.empty()) m.address = *dialed;
       link->send(transport::FrameType::gossip, wire::encode_gossip(own_gossip()));
       if (was_down) notify = listeners_;
+      log_->log(LogLevel::info, "link_up",
+                {{"node", options_.name},
+                 {"peer", peer},
+                 {"remote", link->remote()},
+                 {"dialed", dialed ? "yes" : "no"}});
     }
     for (auto& cb : notify) cb(MemberEvent{peer, true});
   }
@@ -385,7 +396,7 @@ class Node {
     return client < server;
   }
 
-  void link_down(const transport::Link::Ptr& link, const std::string& reason,
+  void link_down(const transport::Link::Ptr& link, const std::string& reason, bool was_up,
                  const std::optional<std::string>& dialed) {
     std::vector<std::function<void(const MemberEvent&)>> notify;
     std::string peer;
@@ -393,6 +404,15 @@ class Node {
       std::lock_guard lock(mu_);
       pending_.erase(link.get());
       if (stopped_) return;
+      const bool rejected = reason.rfind("malformed", 0) == 0 || reason.rfind("handshake", 0) == 0;
+      if (rejected || was_up) {
+        log_->log(rejected ? LogLevel::warn : LogLevel::info,
+                  rejected ? "link_rejected" : "link_down",
+                  {{"node", options_.name},
+                   {"peer", was_up ? std::string_view(link->peer().node) : std::string_view("?")},
+                   {"remote", link->remote()},
+                   {"reason", reason}});
+      }
       if (dialed) {
         if (reason.find("itself") != std::string::npos ||
             reason.find("already in use by this node") != std::string::npos) {
@@ -436,7 +456,11 @@ class Node {
       if (!m.address.empty()) dials_[m.address];  // known from now on (redialed if lost)
       for (const wire::MemberRecord& other : g->members) {
         if (other.name == options_.name || other.address == advertise_) continue;
-        if (!members_.contains(other.name)) members_[other.name].address = other.address;
+        if (!members_.contains(other.name)) {
+          members_[other.name].address = other.address;
+          log_->log(LogLevel::info, "member_learned",
+                    {{"node", options_.name}, {"member", other.name}, {"address", other.address}});
+        }
         dials_[other.address];
       }
       update_neighbours();
@@ -487,6 +511,7 @@ class Node {
   }
 
   const NodeOptions options_;
+  std::shared_ptr<Logger> log_;
   const std::uint64_t incarnation_;
   std::mt19937_64 rng_;
   std::unique_ptr<IoThreads> io_;

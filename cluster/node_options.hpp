@@ -4,11 +4,13 @@
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "cluster/log.hpp"
 #include "transport/link.hpp"
 
 namespace deltacrdt {
@@ -30,6 +32,8 @@ struct NodeOptions {
   std::chrono::milliseconds reconnect_max{5000};
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::milliseconds gossip_interval{1000};
+  // Structured log lines (cluster/log.hpp); null: info and above to stderr.
+  std::shared_ptr<Logger> logger;
 };
 
 struct NodeMetrics {

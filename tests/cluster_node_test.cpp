@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,9 +22,26 @@ namespace {
 
 constexpr const char* kSecret = "test-secret-0123456789";
 
+// Log lines of every node in a test, kept for assertions.
+struct CapturedLog {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  std::size_t count(const std::string& needle) {
+    std::lock_guard lock(mu);
+    std::size_t n = 0;
+    for (const auto& l : lines) n += l.find(needle) != std::string::npos ? 1 : 0;
+    return n;
+  }
+};
+CapturedLog captured;
+
 NodeOptions options(const std::string& name, std::vector<std::string> seeds = {},
                     std::string secret = kSecret) {
   NodeOptions o;
+  o.logger = std::make_shared<Logger>(LogLevel::info, [](const std::string& line) {
+    std::lock_guard lock(captured.mu);
+    captured.lines.push_back(line);
+  });
   o.name = name;
   o.cluster = "test";
   o.secret = std::move(secret);
@@ -128,6 +146,7 @@ TEST_SUITE("cluster.node") {
     auto& m2 = n2.add_replica<Map>("links");
     REQUIRE(eventually([&] { return n1.live_members().size() == 1; }));
 
+    const std::size_t rejected_before = captured.count("event=link_rejected node=n1");
     RawClient garbage(n1.port());
     garbage.write(std::string(64, '\x7f'));
     CHECK(garbage.closed_by_peer(2s));
@@ -142,6 +161,10 @@ TEST_SUITE("cluster.node") {
     CHECK(silent.closed_by_peer(3s));
 
     CHECK(n1.metrics().frames_rejected >= 2);
+    // Each hostile connection is logged once, as a warning naming its reason.
+    CHECK(eventually(
+        [&] { return captured.count("event=link_rejected node=n1") == rejected_before + 3; }));
+    CHECK(captured.count("reason=\"handshake timeout\"") == 1);
     // The node kept serving its real peer throughout.
     m2.put("after", "ok").get();
     CHECK(eventually([&] { return size_of(m1) == 1; }));
@@ -168,6 +191,22 @@ TEST_SUITE("cluster.node") {
     CHECK(eventually([&] { return n1.live_members() == std::vector<std::string>{"n2"}; }));
     CHECK(eventually([&] { return size_of(m2) == 2; }));
     CHECK(n1.metrics().reconnects >= 1);
+  }
+
+  TEST_CASE("log lines are logfmt with levels") {
+    std::vector<std::string> lines;
+    Logger log(LogLevel::info, [&](const std::string& l) { lines.push_back(l); });
+    log.log(LogLevel::debug, "hidden", {});
+    log.log(LogLevel::warn, "link_rejected", {{"peer", "n2"}, {"reason", "bad \"frame\" x=1"}});
+    REQUIRE(lines.size() == 1);
+    CHECK(
+        lines[0].find(" level=warn event=link_rejected peer=n2 reason=\"bad \\\"frame\\\" x=1\"") !=
+        std::string::npos);
+    CHECK(lines[0].rfind("ts=", 0) == 0);
+    LogLevel l{};
+    CHECK(parse_log_level("debug", l));
+    CHECK(l == LogLevel::debug);
+    CHECK_FALSE(parse_log_level("loud", l));
   }
 
   TEST_CASE("bad options are clear errors") {
