@@ -228,6 +228,7 @@ class Node {
     parse_host_port(o.listen, "listen");
     if (!o.advertise.empty()) parse_host_port(o.advertise, "advertise");
     for (const std::string& s : o.seeds) parse_host_port(s, "seed");
+    for (const std::string& s : o.dns_seeds) parse_host_port(s, "dns seed");
     return o;
   }
 
@@ -268,9 +269,11 @@ class Node {
     }
   }
 
-  // Every 100 ms: dial addresses that are due; every gossip_interval: gossip.
+  // Every 100 ms: dial addresses that are due; every gossip_interval: gossip; every
+  // dns_interval: resolve the DNS seeds.
   asio::awaitable<void> maintain() {
     auto last_gossip = std::chrono::steady_clock::now();
+    auto last_dns = std::chrono::steady_clock::time_point{};
     for (;;) {
       maintenance_->expires_after(std::chrono::milliseconds(100));
       auto [ec] = co_await maintenance_->async_wait(asio::as_tuple(asio::use_awaitable));
@@ -288,6 +291,38 @@ class Node {
         last_gossip = now;
         broadcast_gossip();
       }
+      if (!options_.dns_seeds.empty() && now - last_dns >= options_.dns_interval) {
+        last_dns = now;
+        for (const std::string& name : options_.dns_seeds) {
+          asio::co_spawn(io_->context(), resolve_seed(name), asio::detached);
+        }
+      }
+    }
+  }
+
+  // Adds every address `name` resolves to now to the addresses dialed (kept forever: a
+  // node that moves away is simply unreachable there and retried with backoff).
+  asio::awaitable<void> resolve_seed(std::string name) {
+    const HostPort hp = parse_host_port(name, "dns seed");
+    asio::ip::tcp::resolver resolver(io_->context());
+    auto [ec, results] = co_await resolver.async_resolve(hp.host, std::to_string(hp.port),
+                                                         asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      log_->log(LogLevel::warn, "dns_failed",
+                {{"node", options_.name}, {"name", name}, {"reason", ec.message()}});
+      co_return;
+    }
+    std::lock_guard lock(mu_);
+    if (stopped_) co_return;
+    for (const auto& entry : results) {
+      const auto& ep = entry.endpoint();
+      const std::string ip = ep.address().to_string();
+      const std::string address =
+          (ep.address().is_v6() ? "[" + ip + "]" : ip) + ":" + std::to_string(ep.port());
+      if (address == advertise_ || dials_.contains(address)) continue;
+      dials_[address];
+      log_->log(LogLevel::info, "dns_address",
+                {{"node", options_.name}, {"name", name}, {"address", address}});
     }
   }
 

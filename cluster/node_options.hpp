@@ -24,8 +24,12 @@ struct NodeOptions {
   std::string cluster = "deltacrdt";  // nodes of different clusters refuse each other
   std::string secret;                 // shared cluster secret; required (never sent)
   std::vector<std::string> seeds;     // host:port of members to dial at start
-  std::size_t threads = 2;            // I/O threads (links and hosted replicas)
-  transport::LinkOptions link;        // frame bound, queue bound, heartbeats, timeouts
+  // host:port names resolved every dns_interval; every address they resolve to is dialed
+  // (one name for many nodes: a Kubernetes headless service, a DNS round-robin record).
+  std::vector<std::string> dns_seeds;
+  std::chrono::milliseconds dns_interval{5000};
+  std::size_t threads = 2;      // I/O threads (links and hosted replicas)
+  transport::LinkOptions link;  // frame bound, queue bound, heartbeats, timeouts
   // Redialing a lost or unreachable member: reconnect_min * 2^failures, capped at
   // reconnect_max, with jitter (x 0.5-1.0); forever.
   std::chrono::milliseconds reconnect_min{100};

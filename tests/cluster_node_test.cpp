@@ -193,6 +193,34 @@ TEST_SUITE("cluster.node") {
     CHECK(n1.metrics().reconnects >= 1);
   }
 
+  TEST_CASE("a DNS seed name is resolved and every address it names is dialed") {
+    Node n1(options("n1"));
+    NodeOptions o = options("n2");
+    o.dns_seeds = {"localhost:" + std::to_string(n1.port())};
+    o.dns_interval = 200ms;
+    Node n2(o);
+    CHECK(eventually([&] { return n2.live_members() == std::vector<std::string>{"n1"}; }));
+    CHECK(captured.count("event=dns_address node=n2") >= 1);
+  }
+
+  TEST_CASE("member events report links coming up and going down") {
+    std::mutex mu;
+    std::vector<std::string> events;
+    Node n1(options("n1"));
+    n1.on_member_event([&](const MemberEvent& e) {
+      std::lock_guard lock(mu);
+      events.push_back(e.node + (e.up ? " up" : " down"));
+    });
+    {
+      Node n2(options("n2", {n1.address()}));
+      REQUIRE(eventually([&] { return n1.live_members().size() == 1; }));
+    }
+    CHECK(eventually([&] {
+      std::lock_guard lock(mu);
+      return events == std::vector<std::string>{"n2 up", "n2 down"};
+    }));
+  }
+
   TEST_CASE("log lines are logfmt with levels") {
     std::vector<std::string> lines;
     Logger log(LogLevel::info, [&](const std::string& l) { lines.push_back(l); });
