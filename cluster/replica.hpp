@@ -14,10 +14,11 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <set>
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include <boost/unordered/unordered_flat_set.hpp>
 
 #include "cluster/replica_core.hpp"
 #include "cluster/sync_transport.hpp"
@@ -61,13 +62,17 @@ struct DiffTraits<AWLWWMap<K, V, H, E>> {
   }
   // Reports keys whose visible value differs from what was captured.
   static void compare(Pending& p, const Map& state, std::vector<Change>& out) {
-    std::set<std::size_t> seen;  // keys may repeat; report each once
+    // Keys may repeat; report each once. The set holds indices into p.before, hashed and
+    // compared by key, so a large delta (a whole state) costs O(keys), not O(keys^2).
+    const auto hash = [&p](std::size_t i) { return H{}(p.before[i].first); };
+    const auto eq = [&p](std::size_t a, std::size_t b) {
+      return E{}(p.before[a].first, p.before[b].first);
+    };
+    boost::unordered_flat_set<std::size_t, decltype(hash), decltype(eq)> seen(0, hash, eq);
+    seen.reserve(p.before.size());
     for (std::size_t i = 0; i < p.before.size(); ++i) {
+      if (!seen.insert(i).second) continue;
       auto& [k, old] = p.before[i];
-      bool dup = false;
-      for (std::size_t j : seen) dup = dup || p.before[j].first == k;
-      if (dup) continue;
-      seen.insert(i);
       std::optional<V> now = value(state, k);
       if (now != old) out.push_back(Change{k, std::move(now)});
     }
