@@ -1,0 +1,94 @@
+// Durable storage of one replica: its id, its state X and its delta sequence number c, kept
+// as a write-ahead log of deltas plus snapshots of the whole state (docs/storage-format.md).
+//
+// Storage is an interface so the replication engine can run on a file-backed store
+// (FileStorage, cluster/file_storage.hpp) or an in-memory one (MemoryStorage, for tests and
+// for replicas that need no durability). A store holds encoded bytes only; the replica
+// decodes. Not thread-safe: one owner (the replica's strand) calls it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "crdt/dot.hpp"
+#include "crdt/error.hpp"
+
+namespace deltacrdt {
+
+// How appends reach the disk.
+enum class FsyncPolicy {
+  always,   // every append is fsynced before append() returns
+  batched,  // appends are written at once and fsynced by sync(): concurrent writers share it
+  never,    // the OS decides (a crash of the machine may lose recent appends)
+};
+
+// What a store recovered: the replica id, the newest snapshot (encoded state, or empty for
+// none) with its sequence number, and the deltas logged after it, in order.
+struct Recovered {
+  ReplicaId id = 0;
+  std::string snapshot;            // encode(T) bytes; empty: start from bottom
+  std::uint64_t snapshot_seq = 0;  // c when the snapshot was taken
+  struct Delta {
+    std::uint64_t seq = 0;  // the delta's sequence number (snapshot_seq, snapshot_seq + 1, ...)
+    std::string bytes;      // encode(T) of the delta
+  };
+  std::vector<Delta> deltas;
+  // Bytes dropped at the end of the log: a record torn or corrupted by a crash mid-write.
+  std::uint64_t torn_bytes = 0;
+
+  // c after replaying: the next sequence number to assign.
+  std::uint64_t next_seq() const { return deltas.empty() ? snapshot_seq : deltas.back().seq + 1; }
+};
+
+class Storage {
+ public:
+  virtual ~Storage() = default;
+  // The replica id this store belongs to (fixed when the store was created).
+  virtual ReplicaId id() const = 0;
+  // Logs the delta with sequence number `seq` (strictly increasing across calls). Durable
+  // on return under FsyncPolicy::always; under `batched` once sync() returns.
+  virtual Result<void> append(std::uint64_t seq, std::string_view delta) = 0;
+  // Makes every append so far durable (one fsync for all of them).
+  virtual Result<void> sync() = 0;
+  // Replaces snapshot and log: `state` (encoded) is the whole state as of sequence number
+  // `seq` (everything appended below seq is in it). Atomic: a crash leaves either the old
+  // snapshot and log or the new snapshot.
+  virtual Result<void> snapshot(std::uint64_t seq, std::string_view state) = 0;
+  // Bytes the log holds since the last snapshot (to decide when to snapshot).
+  virtual std::uint64_t log_bytes() const = 0;
+};
+
+// Keeps everything in memory: survives a replica's restart within a process (tests, the
+// simulator), not a process's.
+class MemoryStorage final : public Storage {
+ public:
+  explicit MemoryStorage(ReplicaId id) : id_(id) {}
+  ReplicaId id() const override { return id_; }
+  Result<void> append(std::uint64_t seq, std::string_view delta) override {
+    log_.push_back({seq, std::string(delta)});
+    log_bytes_ += delta.size();
+    return {};
+  }
+  Result<void> sync() override { return {}; }
+  Result<void> snapshot(std::uint64_t seq, std::string_view state) override {
+    snapshot_ = std::string(state);
+    snapshot_seq_ = seq;
+    std::erase_if(log_, [&](const Recovered::Delta& d) { return d.seq < seq; });
+    log_bytes_ = 0;
+    for (const auto& d : log_) log_bytes_ += d.bytes.size();
+    return {};
+  }
+  std::uint64_t log_bytes() const override { return log_bytes_; }
+  Recovered recover() const { return Recovered{id_, snapshot_, snapshot_seq_, log_, 0}; }
+
+ private:
+  ReplicaId id_;
+  std::string snapshot_;
+  std::uint64_t snapshot_seq_ = 0;
+  std::vector<Recovered::Delta> log_;
+  std::uint64_t log_bytes_ = 0;
+};
+
+}  // namespace deltacrdt
