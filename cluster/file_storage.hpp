@@ -180,7 +180,8 @@ class FileStorage final : public Storage {
 
   Result<void> append(std::uint64_t seq, std::string_view delta) override {
     namespace sd = storage_detail;
-    if (seq < next_seq_ || delta.size() > sd::kMaxRecordBytes) return Errc::corrupt;
+    if (seq < next_seq_ || delta.size() > sd::kMaxRecordBytes)
+      return Errc::corrupt;  // c only grows
     std::string rec;
     rec.reserve(delta.size() + sd::kRecordOverhead);
     sd::put32(rec, static_cast<std::uint32_t>(delta.size()));
@@ -189,14 +190,16 @@ class FileStorage final : public Storage {
     sd::seal(rec);
     if (!sd::write_all(wal_fd_, rec)) return sd::last_error();
     if (policy_ == FsyncPolicy::always && ::fdatasync(wal_fd_) != 0) return sd::last_error();
-    next_seq_ = seq + 1;
+    dirty_ = policy_ != FsyncPolicy::always;
+    next_seq_ = seq;
     log_bytes_ += rec.size();
     return {};
   }
 
   Result<void> sync() override {
-    if (policy_ == FsyncPolicy::never) return {};
+    if (policy_ == FsyncPolicy::never || !dirty_) return {};
     if (::fdatasync(wal_fd_) != 0) return storage_detail::last_error();
+    dirty_ = false;
     return {};
   }
 
@@ -216,6 +219,7 @@ class FileStorage final : public Storage {
     if (wal_fd_ < 0) return sd::last_error();
     next_seq_ = seq;
     log_bytes_ = 0;
+    dirty_ = false;
     return {};
   }
 
@@ -269,12 +273,12 @@ class FileStorage final : public Storage {
         const std::string_view rec(b.data() + good, sd::kRecordOverhead + len);
         if (!sd::sealed(rec)) break;
         const std::uint64_t seq = sd::get(b, good + 4, 8);
-        if (any && seq <= last) break;  // sequence numbers only grow
+        if (any && seq < last) break;  // c never decreases along the log
         any = true;
         last = seq;
         if (seq >= recovered_.snapshot_seq) {  // older records are in the snapshot
           recovered_.deltas.push_back({seq, std::string(rec.substr(12, len))});
-          next_seq_ = seq + 1;
+          next_seq_ = seq;
           log_bytes_ += rec.size();
         }
         good += rec.size();
@@ -300,8 +304,9 @@ class FileStorage final : public Storage {
   FsyncPolicy policy_;
   Recovered recovered_;
   int wal_fd_ = -1;
-  std::uint64_t next_seq_ = 0;
+  std::uint64_t next_seq_ = 0;  // the last appended c: appends may not go below it
   std::uint64_t log_bytes_ = 0;
+  bool dirty_ = false;  // appended since the last fdatasync
 };
 
 }  // namespace deltacrdt

@@ -42,6 +42,9 @@ struct SyncOptions {
   // round trips cost more than they save.
   bool digest_catchup = true;
   std::size_t digest_min_entries = 1024;
+  // With storage attached: once the log holds more than this, the state is snapshotted and
+  // the log emptied (at the next sync_interval tick).
+  std::uint64_t snapshot_log_bytes = 64 * 1024 * 1024;
 };
 
 // One protocol message. `kind` selects which fields are meaningful.
@@ -92,6 +95,7 @@ struct SyncMetrics {
   std::uint64_t catchup_bytes_sent = 0;
   std::uint64_t catchups_completed = 0;  // catch-ups received and joined
   std::uint64_t payloads_rejected = 0;   // deltas or states that failed to decode (dropped)
+  std::uint64_t storage_errors = 0;      // appends or syncs that failed (nothing acknowledged)
   std::uint64_t buffer_entries = 0;      // current (not monotone)
   std::uint64_t buffer_bytes = 0;        // current (not monotone)
   std::uint64_t max_ack_lag = 0;         // current: largest c - A[j] over neighbours

@@ -15,16 +15,36 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
 #include "cluster/digest_catchup.hpp"
 #include "cluster/protocol.hpp"
+#include "cluster/storage.hpp"
 #include "crdt/bucketed.hpp"
 #include "crdt/codec.hpp"
 #include "crdt/concept.hpp"
 
 namespace deltacrdt {
+
+// The state and sequence number a store recovered (snapshot, then every logged delta).
+template <DeltaCrdt T>
+Result<std::pair<T, std::uint64_t>> recover_state(const Recovered& r) {
+  T state;
+  if (!r.snapshot.empty()) {
+    Result<T> s = decode<T>(r.snapshot);
+    if (!s) return s.error();
+    state = std::move(*s);
+  }
+  for (const Recovered::Delta& d : r.deltas) {
+    Result<T> x = decode<T>(d.bytes);
+    if (!x) return x.error();
+    state.join(std::move(*x));
+  }
+  return std::pair<T, std::uint64_t>(std::move(state), r.next_seq());
+}
 
 template <DeltaCrdt T>
 class ReplicaCore {
@@ -66,16 +86,31 @@ class ReplicaCore {
   // Applies fn(T&) -> T, a mutator that updates the state and returns its delta, buffers the
   // delta and schedules a push after push_debounce. Returns the delta's sequence number, or
   // seq() unchanged when the mutation was a no-op (bottom delta).
+  // With storage attached, the delta is logged too; if that fails the mutation stays applied
+  // in memory and is still replicated, but mutate throws std::system_error: it is not
+  // durable here.
   template <class F>
   std::uint64_t mutate(Time now, F&& fn) {
     T delta = fn(state_);
     if (delta.is_bottom()) return seq_;
     if (observer_.after_local) observer_.after_local(state_, delta);
     const std::uint64_t assigned = seq_;
+    std::string bytes = storage_ ? encode(delta) : std::string();
     record(std::move(delta), self_);
     push_at_ = std::min(push_at_, now + options_.push_debounce);
+    if (storage_) {
+      if (auto r = storage_->append(seq_, bytes); !r) {
+        ++metrics_.storage_errors;
+        throw std::system_error(r.error(), "replica: logging a local delta failed");
+      }
+    }
     return assigned;
   }
+
+  // Logs every change of the state to `storage` (not owned; must outlive the core) before it
+  // is acknowledged, and snapshots it when its log passes options().snapshot_log_bytes.
+  // Attach right after construction, with the state and seq the storage recovered.
+  void attach_storage(Storage* storage) { storage_ = storage; }
 
   // Sets the replicas this one sends to (one direction: they need not send back). New
   // neighbours are brought up to date by state transfer on the next tick.
@@ -149,6 +184,11 @@ class ReplicaCore {
     }
     if (sync) drop_idle_digest_receivers(now);
     collect_buffer();
+    if (sync && storage_ && storage_->log_bytes() > options_.snapshot_log_bytes) {
+      // The log replays slowly and grows without bound: fold it into a snapshot. (A failure
+      // leaves the log as it was; the next tick tries again.)
+      if (!storage_->snapshot(seq_, encode(state_))) ++metrics_.storage_errors;
+    }
   }
 
   // When tick() next has work to do (absent new input).
@@ -290,7 +330,8 @@ class ReplicaCore {
     }
     ++metrics_.deltas_received;
     metrics_.delta_bytes_received += m.payload.size();
-    absorb(std::move(*d), from, m.payload.size());
+    // Persisted before acknowledged: an ack never covers what a crash could take back.
+    if (!absorb(std::move(*d), from, m.payload.size(), m.payload) || !sync_storage()) return;
     SyncMessage ack;
     ack.kind = SyncMessage::Kind::delta_ack;
     ack.first = m.first;
@@ -299,11 +340,13 @@ class ReplicaCore {
   }
 
   // RR: only the part of d that the state lacks enters the state and the buffer.
-  // `digest_part_of` names the digest catch-up d belongs to, if any: every other catch-up
-  // arriving here is told about d first (see DigestReceiver::note_join). `whole_state`: d is a
-  // neighbour's whole state (a completed state transfer).
-  void absorb(T d, PeerId from, std::size_t received_bytes, const void* digest_part_of = nullptr,
-              bool whole_state = false) {
+  // `raw`: d's encoding, when at hand (logged as is). `digest_part_of` names the digest
+  // catch-up d belongs to, if any: every other catch-up arriving here is told about d first
+  // (see DigestReceiver::note_join). `whole_state`: d is a neighbour's whole state (a
+  // completed state transfer). Returns false when d could not be logged: then nothing was
+  // joined, and the caller must not acknowledge it.
+  bool absorb(T d, PeerId from, std::size_t received_bytes, std::string_view raw = {},
+              const void* digest_part_of = nullptr, bool whole_state = false) {
     if constexpr (BucketedCrdt<T>) {
       for (auto& [peer, in] : digest_in_) {
         if (&in.rx != digest_part_of) in.rx.note_join(d);
@@ -313,6 +356,7 @@ class ReplicaCore {
       // A whole state larger than the buffer may ever hold: join it directly. Its novel part
       // could not be buffered anyway, so every neighbour is moved past the buffer and
       // catches up - except the sender, if it had everything before: it has this too.
+      if (!persist(d, raw, seq_ + 1)) return false;
       if (observer_.before) observer_.before(state_, d);
       state_.join(std::move(d));  // takes d over when this replica holds nothing yet
       if (observer_.after) observer_.after(state_);
@@ -328,22 +372,26 @@ class ReplicaCore {
         sender->second.acked = seq_;
         sender->second.sent_upto = seq_;
       }
-      return;
+      return true;
     }
     if (!forwards_to_others(from)) {
       // BP: no neighbour but `from` would ever be sent this delta, so its novel part need
       // not be computed or buffered (a neighbour added later gets a state transfer).
+      if (!persist(d, raw, seq_)) return false;
       if (observer_.before) observer_.before(state_, d);
       state_.join(std::move(d));
       if (observer_.after) observer_.after(state_);
-      return;
+      return true;
     }
     // Δ(d, ⊥) = d: a replica holding nothing keeps the whole delta, without computing it.
-    T novel = state_.is_bottom() ? std::move(d) : state_.novel_part(d);
-    if (novel.is_bottom()) {
+    const bool was_bottom = state_.is_bottom();
+    T novel = was_bottom ? T{} : state_.novel_part(d);
+    if (!was_bottom && novel.is_bottom()) {
       metrics_.redundant_bytes_removed += received_bytes;
-      return;
+      return true;
     }
+    if (!persist(was_bottom ? d : novel, raw, seq_ + 1)) return false;
+    if (was_bottom) novel = std::move(d);
     if (observer_.before) observer_.before(state_, novel);
     state_.join(novel);
     if (observer_.after) observer_.after(state_);
@@ -351,6 +399,26 @@ class ReplicaCore {
     record(std::move(novel), from);
     const std::size_t kept = buffer_bytes_ - before;
     if (received_bytes > kept) metrics_.redundant_bytes_removed += received_bytes - kept;
+    return true;
+  }
+
+  // Logs a delta about to be joined, with c = `seq` after it. `raw` is its encoding if at
+  // hand (a received delta's bytes: replaying it joins the same as its novel part).
+  bool persist(const T& delta, std::string_view raw, std::uint64_t seq) {
+    if (!storage_) return true;
+    const auto r = raw.empty() ? storage_->append(seq, encode(delta)) : storage_->append(seq, raw);
+    if (!r) ++metrics_.storage_errors;
+    return static_cast<bool>(r);
+  }
+
+  // Makes what was logged durable before it is acknowledged (one fsync for a batch).
+  bool sync_storage() {
+    if (!storage_) return true;
+    if (auto r = storage_->sync(); !r) {
+      ++metrics_.storage_errors;
+      return false;
+    }
+    return true;
   }
 
   bool forwards_to_others(PeerId from) const {
@@ -476,18 +544,27 @@ class ReplicaCore {
       in.bytes += m.payload;
       ++in.have;
     }
-    send_state_ack(from, in.id, in.have);
-    if (in.have < in.chunks) return;
+    if (in.have < in.chunks) {
+      send_state_ack(from, in.id, in.have);
+      return;
+    }
+    // The last chunk is acknowledged only once the state is joined and durable.
     Result<T> state = decode<T>(in.bytes);
-    completed_[from] = in.id;
-    const std::size_t size = in.bytes.size();
+    const std::uint64_t id = in.id;
+    const std::uint64_t chunks = in.chunks;
+    Incoming done = std::move(in);
     incoming_.erase(from);
     if (!state) {
       ++metrics_.payloads_rejected;
-      return;
+    } else if (!absorb(std::move(*state), from, done.bytes.size(), done.bytes, nullptr,
+                       /*whole_state=*/true) ||
+               !sync_storage()) {
+      return;  // not durable: unacknowledged, the sender starts the transfer over
+    } else {
+      ++metrics_.catchups_completed;
     }
-    ++metrics_.catchups_completed;
-    absorb(std::move(*state), from, size, nullptr, /*whole_state=*/true);
+    completed_[from] = id;
+    send_state_ack(from, id, chunks);
   }
 
   void send_state_ack(PeerId to, std::uint64_t transfer, std::uint64_t have) {
@@ -587,13 +664,16 @@ class ReplicaCore {
           ++metrics_.payloads_rejected;  // unanswered: the sender retransmits
           return;
         }
-        if (delta) absorb(std::move(*delta), from, m.payload.size(), &rx);
+        if (delta &&
+            (!absorb(std::move(*delta), from, m.payload.size(), {}, &rx) || !sync_storage())) {
+          return;  // not durable: unanswered, the sender retransmits
+        }
         break;
       }
       case SyncMessage::Kind::digest_done: {
         std::optional<T> last = rx.on_done(state_, m, reply, options_.max_sync_bytes);
         if (last) {
-          absorb(std::move(*last), from, 0, &rx);
+          if (!absorb(std::move(*last), from, 0, {}, &rx) || !sync_storage()) return;
           digest_in_.erase(from);
           digest_completed_[from] = m.transfer;
           ++metrics_.catchups_completed;
@@ -663,6 +743,7 @@ class ReplicaCore {
   std::vector<Outgoing> outbox_;
   SyncMetrics metrics_;
   Observer observer_;
+  Storage* storage_ = nullptr;
 };
 
 }  // namespace deltacrdt

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cluster/replica_core.hpp"
+#include "cluster/storage.hpp"
 
 namespace deltacrdt {
 
@@ -42,6 +43,8 @@ class SimNetwork {
     Node& n = nodes_[id];
     n.neighbours = std::move(neighbours);
     n.core = std::make_unique<ReplicaCore<T>>(id, options_);
+    n.storage = std::make_unique<MemoryStorage>(id);
+    n.core->attach_storage(n.storage.get());
     n.core->set_neighbours(n.neighbours);
     wake(id);
   }
@@ -88,24 +91,29 @@ class SimNetwork {
   }
   void heal() { group_of_.clear(); }
 
-  // Stops a replica. With `keep_durable`, its state and sequence number survive (as a
-  // durable store would keep them); its buffer, acks and in-flight messages do not.
+  // Stops a replica. With `keep_durable`, what its storage logged survives (every replica
+  // logs to a MemoryStorage); its buffer, acks and in-flight messages do not. Without, the
+  // storage is lost too.
   void crash(ReplicaId id, bool keep_durable) {
     Node& n = nodes_.at(id);
     if (!n.core) return;
-    if (keep_durable) n.durable = Durable{n.core->state(), n.core->seq()};
+    if (!keep_durable) n.storage.reset();
     n.core.reset();
     n.wake_at = ReplicaCore<T>::kNever;  // its pending wake-up dies with it
   }
 
-  // Restarts a crashed replica from its durable state, with the same id.
+  // Restarts a crashed replica from what its storage recovers, with the same id.
   void restart(ReplicaId id) {
     Node& n = nodes_.at(id);
     if (n.core) return;
-    if (!n.durable) throw std::logic_error("no durable state: restart it as a new replica");
+    if (!n.storage) throw std::logic_error("no durable state: restart it as a new replica");
     ++n.incarnation;
-    n.core = std::make_unique<ReplicaCore<T>>(id, options_, n.durable->state, n.durable->seq,
-                                              n.incarnation);
+    auto recovered = recover_state<T>(n.storage->recover());
+    if (!recovered)
+      throw std::logic_error("storage did not recover: " + recovered.error().message());
+    n.core = std::make_unique<ReplicaCore<T>>(id, options_, std::move(recovered->first),
+                                              recovered->second, n.incarnation);
+    n.core->attach_storage(n.storage.get());
     n.core->set_neighbours(n.neighbours);
     wake(id);
   }
@@ -157,14 +165,10 @@ class SimNetwork {
   std::size_t largest_message() const { return largest_message_; }
 
  private:
-  struct Durable {
-    T state;
-    std::uint64_t seq;
-  };
   struct Node {
     std::unique_ptr<ReplicaCore<T>> core;
     std::vector<ReplicaId> neighbours;
-    std::optional<Durable> durable;
+    std::unique_ptr<MemoryStorage> storage;  // survives crash(keep_durable)
     std::uint64_t incarnation = 0;
     Time wake_at = ReplicaCore<T>::kNever;
   };

@@ -7,6 +7,7 @@
 // decodes. Not thread-safe: one owner (the replica's strand) calls it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -31,7 +32,7 @@ struct Recovered {
   std::string snapshot;            // encode(T) bytes; empty: start from bottom
   std::uint64_t snapshot_seq = 0;  // c when the snapshot was taken
   struct Delta {
-    std::uint64_t seq = 0;  // the delta's sequence number (snapshot_seq, snapshot_seq + 1, ...)
+    std::uint64_t seq = 0;  // the replica's sequence number c just after this delta
     std::string bytes;      // encode(T) of the delta
   };
   std::vector<Delta> deltas;
@@ -39,7 +40,9 @@ struct Recovered {
   std::uint64_t torn_bytes = 0;
 
   // c after replaying: the next sequence number to assign.
-  std::uint64_t next_seq() const { return deltas.empty() ? snapshot_seq : deltas.back().seq + 1; }
+  std::uint64_t next_seq() const {
+    return deltas.empty() ? snapshot_seq : std::max(snapshot_seq, deltas.back().seq);
+  }
 };
 
 class Storage {
@@ -47,14 +50,15 @@ class Storage {
   virtual ~Storage() = default;
   // The replica id this store belongs to (fixed when the store was created).
   virtual ReplicaId id() const = 0;
-  // Logs the delta with sequence number `seq` (strictly increasing across calls). Durable
-  // on return under FsyncPolicy::always; under `batched` once sync() returns.
+  // Logs a delta joined into the state; `seq` is the replica's sequence number c just after
+  // it (never decreasing across calls: a delta that was not buffered leaves c as it was).
+  // Durable on return under FsyncPolicy::always; under `batched` once sync() returns.
   virtual Result<void> append(std::uint64_t seq, std::string_view delta) = 0;
   // Makes every append so far durable (one fsync for all of them).
   virtual Result<void> sync() = 0;
-  // Replaces snapshot and log: `state` (encoded) is the whole state as of sequence number
-  // `seq` (everything appended below seq is in it). Atomic: a crash leaves either the old
-  // snapshot and log or the new snapshot.
+  // Replaces snapshot and log: `state` (encoded) is the whole state with c = `seq` (every
+  // appended delta is in it, so seq is at least the last appended seq). Atomic: a crash
+  // leaves either the old snapshot and log or the new snapshot.
   virtual Result<void> snapshot(std::uint64_t seq, std::string_view state) = 0;
   // Bytes the log holds since the last snapshot (to decide when to snapshot).
   virtual std::uint64_t log_bytes() const = 0;
@@ -67,17 +71,18 @@ class MemoryStorage final : public Storage {
   explicit MemoryStorage(ReplicaId id) : id_(id) {}
   ReplicaId id() const override { return id_; }
   Result<void> append(std::uint64_t seq, std::string_view delta) override {
+    if (seq < std::max(snapshot_seq_, log_.empty() ? 0 : log_.back().seq)) return Errc::corrupt;
     log_.push_back({seq, std::string(delta)});
     log_bytes_ += delta.size();
     return {};
   }
   Result<void> sync() override { return {}; }
   Result<void> snapshot(std::uint64_t seq, std::string_view state) override {
+    if (!log_.empty() && seq < log_.back().seq) return Errc::corrupt;
     snapshot_ = std::string(state);
     snapshot_seq_ = seq;
-    std::erase_if(log_, [&](const Recovered::Delta& d) { return d.seq < seq; });
+    log_.clear();
     log_bytes_ = 0;
-    for (const auto& d : log_) log_bytes_ += d.bytes.size();
     return {};
   }
   std::uint64_t log_bytes() const override { return log_bytes_; }

@@ -52,36 +52,37 @@ TEST_SUITE("cluster.storage") {
       FileStorage s(d.path, FsyncPolicy::always, 42);
       CHECK(s.id() == 42);
       CHECK(s.recovered().deltas.empty());
-      for (std::uint64_t i = 0; i < 5; ++i) REQUIRE(s.append(i, payload(i)));
+      for (std::uint64_t i = 1; i <= 5; ++i) REQUIRE(s.append(i, payload(i)));
     }
     FileStorage s(d.path, FsyncPolicy::always, 99);  // the id on disk wins
     CHECK(s.id() == 42);
     REQUIRE(s.recovered().deltas.size() == 5);
-    CHECK(s.recovered().deltas[3].seq == 3);
-    CHECK(s.recovered().deltas[3].bytes == payload(3));
+    CHECK(s.recovered().deltas[3].seq == 4);
+    CHECK(s.recovered().deltas[3].bytes == payload(4));
     CHECK(s.recovered().next_seq() == 5);
     CHECK(s.recovered().torn_bytes == 0);
-    CHECK_FALSE(s.append(4, "again"));  // sequence numbers only grow
-    CHECK(s.append(5, payload(5)));
+    CHECK_FALSE(s.append(4, "again"));  // c never goes back
+    CHECK(s.append(5, "unbuffered delta: c unchanged"));
+    CHECK(s.append(6, payload(6)));
   }
 
   TEST_CASE("a snapshot replaces the log; recovery is snapshot plus later deltas") {
     TempDir d;
     {
       FileStorage s(d.path, FsyncPolicy::batched, 7);
-      for (std::uint64_t i = 0; i < 10; ++i) REQUIRE(s.append(i, payload(i)));
+      for (std::uint64_t i = 1; i <= 10; ++i) REQUIRE(s.append(i, payload(i)));
       REQUIRE(s.sync());
-      CHECK_FALSE(s.snapshot(9, "too early"));  // would drop delta 9
+      CHECK_FALSE(s.snapshot(9, "too early"));  // would drop delta 10
       REQUIRE(s.snapshot(10, "state-at-10"));
       CHECK(s.log_bytes() == 0);
-      for (std::uint64_t i = 10; i < 13; ++i) REQUIRE(s.append(i, payload(i)));
+      for (std::uint64_t i = 11; i <= 13; ++i) REQUIRE(s.append(i, payload(i)));
       REQUIRE(s.sync());
     }
     FileStorage s(d.path, FsyncPolicy::batched, 7);
     CHECK(s.recovered().snapshot == "state-at-10");
     CHECK(s.recovered().snapshot_seq == 10);
     REQUIRE(s.recovered().deltas.size() == 3);
-    CHECK(s.recovered().deltas.front().seq == 10);
+    CHECK(s.recovered().deltas.front().seq == 11);
     CHECK(s.recovered().next_seq() == 13);
   }
 
@@ -90,14 +91,15 @@ TEST_SUITE("cluster.storage") {
     std::string old_log;
     {
       FileStorage s(d.path, FsyncPolicy::always, 7);
-      for (std::uint64_t i = 0; i < 4; ++i) REQUIRE(s.append(i, payload(i)));
+      for (std::uint64_t i = 1; i <= 4; ++i) REQUIRE(s.append(i, payload(i)));
       old_log = read(d.path / "wal");
       REQUIRE(s.snapshot(4, "state-at-4"));
     }
     write(d.path / "wal", old_log);  // as if the log's rename never happened
     FileStorage s(d.path, FsyncPolicy::always, 7);
     CHECK(s.recovered().snapshot_seq == 4);
-    CHECK(s.recovered().deltas.empty());  // its records are in the snapshot
+    // Records below the snapshot's c are skipped; the one at c is replayed (idempotent).
+    CHECK(s.recovered().deltas.size() == 1);
     CHECK(s.recovered().next_seq() == 4);
   }
 
@@ -110,7 +112,7 @@ TEST_SUITE("cluster.storage") {
       FileStorage s(d.path, FsyncPolicy::never, 5);
       ends.push_back(fs::file_size(d.path / "wal"));
       for (std::uint64_t i = 0; i < 12; ++i) {
-        REQUIRE(s.append(i, payload(i)));
+        REQUIRE(s.append(i + 1, payload(i)));
         ends.push_back(fs::file_size(d.path / "wal"));
       }
     }
@@ -129,7 +131,7 @@ TEST_SUITE("cluster.storage") {
       REQUIRE(s.recovered().deltas.size() == expect);
       for (std::size_t i = 0; i < expect; ++i) REQUIRE(s.recovered().deltas[i].bytes == payload(i));
       // The torn tail was cut: appending continues and survives another reopen.
-      REQUIRE(s.append(expect, "next"));
+      REQUIRE(s.append(expect + 1, "next"));
     }
     for (std::size_t r = 0; r + 1 < ends.size(); ++r) {
       for (std::size_t at : {ends[r], (ends[r] + ends[r + 1]) / 2, ends[r + 1] - 1}) {
@@ -151,7 +153,7 @@ TEST_SUITE("cluster.storage") {
     CHECK_THROWS_AS(FileStorage(d.path / "file", FsyncPolicy::always, 1), StorageError);
     {
       FileStorage s(d.path, FsyncPolicy::always, 3);
-      REQUIRE(s.append(0, "a"));
+      REQUIRE(s.append(1, "a"));
       REQUIRE(s.snapshot(1, "state"));
     }
     std::string snap = read(d.path / "snapshot");
@@ -169,10 +171,10 @@ TEST_SUITE("cluster.storage") {
 
   TEST_CASE("memory storage keeps what a restart in the same process needs") {
     MemoryStorage m(9);
-    REQUIRE(m.append(0, "a"));
-    REQUIRE(m.append(1, "b"));
+    REQUIRE(m.append(1, "a"));
+    REQUIRE(m.append(2, "b"));
     REQUIRE(m.snapshot(2, "s"));
-    REQUIRE(m.append(2, "c"));
+    REQUIRE(m.append(3, "c"));
     const Recovered r = m.recover();
     CHECK(r.snapshot == "s");
     CHECK(r.deltas.size() == 1);
