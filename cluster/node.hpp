@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -26,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "cluster/file_storage.hpp"
 #include "cluster/io_threads.hpp"
 #include "cluster/node_options.hpp"
 #include "cluster/replica.hpp"
@@ -77,7 +79,30 @@ class Node {
     auto h = std::make_unique<Hosted>();
     h->id = random_id();
     h->port = std::make_unique<Port>(*this, name);
-    auto replica = std::make_shared<Replica<T>>(io_->executor(), h->id, *h->port, options);
+    T state{};
+    std::uint64_t seq = 0;
+    if (!options_.data_dir.empty()) {
+      // Recovered before anything is linked: the replica starts with its durable state.
+      if (name == "." || name == ".." || name.find('/') != std::string::npos) {
+        throw std::invalid_argument("replica name '" + name + "' cannot name a directory");
+      }
+      const std::filesystem::path dir = std::filesystem::path(options_.data_dir) / name;
+      std::error_code ec;
+      std::filesystem::create_directory(dir, ec);
+      auto storage = std::make_shared<FileStorage>(dir, options_.fsync, h->id);
+      auto recovered = recover_state<T>(storage->recovered());
+      if (!recovered) {
+        throw StorageError(dir.string() +
+                           ": stored state does not decode as this replica's type: " +
+                           recovered.error().message());
+      }
+      h->id = storage->id();
+      state = std::move(recovered->first);
+      seq = recovered->second;
+      options.storage = std::move(storage);
+    }
+    auto replica = std::make_shared<Replica<T>>(io_->executor(), h->id, *h->port, options,
+                                                std::move(state), seq, incarnation_);
     Replica<T>& ref = *replica;
     h->deliver = [r = replica.get()](PeerId from, SyncMessage m) {
       r->deliver(from, std::move(m));
@@ -229,6 +254,14 @@ class Node {
     if (!o.advertise.empty()) parse_host_port(o.advertise, "advertise");
     for (const std::string& s : o.seeds) parse_host_port(s, "seed");
     for (const std::string& s : o.dns_seeds) parse_host_port(s, "dns seed");
+    if (!o.data_dir.empty()) {
+      std::error_code ec;
+      if (!std::filesystem::is_directory(o.data_dir, ec) ||
+          ::access(o.data_dir.c_str(), R_OK | W_OK | X_OK) != 0) {
+        throw StorageError("data directory '" + o.data_dir +
+                           "' does not exist or is not readable and writable");
+      }
+    }
     return o;
   }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cluster/log.hpp"
+#include "cluster/storage.hpp"
 #include "transport/link.hpp"
 
 namespace deltacrdt {
@@ -36,6 +37,11 @@ struct NodeOptions {
   std::chrono::milliseconds reconnect_max{5000};
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::milliseconds gossip_interval{1000};
+  // Durability: each hosted replica logs to data_dir/<replica name>/ (docs/storage-format.md)
+  // and recovers from it on start, keeping its replica id. data_dir must exist. Empty: state
+  // in memory only (a restarted node's replicas start empty under new ids).
+  std::string data_dir;
+  FsyncPolicy fsync = FsyncPolicy::batched;
   // Structured log lines (cluster/log.hpp); null: info and above to stderr.
   std::shared_ptr<Logger> logger;
 };

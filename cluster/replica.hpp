@@ -9,11 +9,14 @@
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -21,6 +24,7 @@
 #include <boost/unordered/unordered_flat_set.hpp>
 
 #include "cluster/replica_core.hpp"
+#include "cluster/storage.hpp"
 #include "cluster/sync_transport.hpp"
 #include "crdt/awlww_map.hpp"
 #include "crdt/hlc.hpp"
@@ -99,6 +103,21 @@ requires DiffTraits<T>::supported struct DiffTypes<T> {
 
 struct ReplicaOptions {
   SyncOptions sync;  // protocol timing and bounds; see cluster/protocol.hpp for defaults
+  // Where the replica logs every change before acknowledging it (cluster/storage.hpp); null
+  // keeps the state in memory only. Construct the replica with what the storage recovered
+  // (recover_state) and its id.
+  std::shared_ptr<Storage> storage;
+};
+
+// When a write completes (mutate, put, remove). The default is `local`.
+struct WriteConcern {
+  enum class Level {
+    local,    // applied to the replica's state in memory (and logged, if it has storage)
+    durable,  // also fsynced to the replica's storage; writes queued together share one fsync
+  };
+  Level level = Level::local;
+  static WriteConcern local() { return {Level::local}; }
+  static WriteConcern durable() { return {Level::durable}; }
 };
 
 template <DeltaCrdt T>
@@ -125,6 +144,14 @@ class Replica {
 
   ReplicaId id() const { return impl_->core.id(); }
 
+  // c: the sequence number this replica's next delta will take (it only grows, across
+  // restarts too when the replica has storage).
+  template <class Token = asio::use_future_t<>>
+  auto sequence(Token&& token = {}) {
+    return run<std::uint64_t>([](Impl& impl) { return impl.core.seq(); },
+                              std::forward<Token>(token));
+  }
+
   // Hands a message from the transport to this replica.
   void deliver(PeerId from, SyncMessage msg) {
     asio::post(impl_->strand, [impl = impl_, from, msg = std::move(msg)] {
@@ -145,12 +172,16 @@ class Replica {
   // Applies fn(T&) -> T (a mutator returning its delta) on the strand. Completes with the
   // delta's sequence number once applied; an exception from fn completes with that error.
   template <class F, class Token = asio::use_future_t<>>
-  auto mutate(F fn, Token&& token = {}) {
+  requires(!std::same_as<std::decay_t<Token>, WriteConcern>) auto mutate(F fn, Token&& token = {}) {
+    return mutate(std::move(fn), WriteConcern{}, std::forward<Token>(token));
+  }
+  template <class F, class Token = asio::use_future_t<>>
+  auto mutate(F fn, WriteConcern concern, Token&& token = {}) {
     return run<std::uint64_t>(
         [fn = std::move(fn)](Impl& impl) mutable {
           return impl.core.mutate(impl.now(), [&](T& x) { return fn(x); });
         },
-        std::forward<Token>(token));
+        std::forward<Token>(token), concern);
   }
 
   // Runs fn(const T&) on the strand and completes with its result: reads of single keys
@@ -191,7 +222,13 @@ class Replica {
   // Writes key = value with a timestamp from this replica's hybrid clock, after any value
   // this replica has seen for the key, so a causally later write always wins.
   template <class K, class V, class Token = asio::use_future_t<>>
-  requires Traits::supported auto put(K key, V value, Token&& token = {}) {
+  requires(Traits::supported &&
+           !std::same_as<std::decay_t<Token>, WriteConcern>) auto put(K key, V value,
+                                                                      Token&& token = {}) {
+    return put(std::move(key), std::move(value), WriteConcern{}, std::forward<Token>(token));
+  }
+  template <class K, class V, class Token = asio::use_future_t<>>
+  requires Traits::supported auto put(K key, V value, WriteConcern concern, Token&& token = {}) {
     return run<std::uint64_t>(
         [key = std::move(key), value = std::move(value)](Impl& impl) mutable {
           const std::uint64_t wall = impl.wall_ms();
@@ -201,11 +238,17 @@ class Replica {
           return impl.core.mutate(
               impl.now(), [&](T& m) { return m.put(self, std::move(key), std::move(value), ts); });
         },
-        std::forward<Token>(token));
+        std::forward<Token>(token), concern);
   }
 
   template <class K, class Token = asio::use_future_t<>>
-  requires Traits::supported auto remove(K key, Token&& token = {}) {
+  requires(Traits::supported &&
+           !std::same_as<std::decay_t<Token>, WriteConcern>) auto remove(K key,
+                                                                         Token&& token = {}) {
+    return remove(std::move(key), WriteConcern{}, std::forward<Token>(token));
+  }
+  template <class K, class Token = asio::use_future_t<>>
+  requires Traits::supported auto remove(K key, WriteConcern concern, Token&& token = {}) {
     return run<std::uint64_t>(
         [key = std::move(key)](Impl& impl) {
           const bool existed = impl.core.state().contains(key);
@@ -215,7 +258,7 @@ class Replica {
             impl.diffs.push_back(typename Traits::Change{key, std::nullopt});
           return seq;
         },
-        std::forward<Token>(token));
+        std::forward<Token>(token), concern);
   }
 
   template <class K, class Token = asio::use_future_t<>>
@@ -231,7 +274,37 @@ class Replica {
         : strand(asio::make_strand(ex)),
           timer(strand),
           transport(t),
-          core(id, o.sync, std::move(state), seq, incarnation) {}
+          core(id, o.sync, std::move(state), seq, incarnation),
+          storage(std::move(o.storage)) {
+      if (storage) core.attach_storage(storage.get());
+    }
+
+    // Group commit: completions of durable writes wait here for one fsync, run by a handler
+    // posted behind every write already queued on the strand.
+    struct Waiting {
+      virtual ~Waiting() = default;
+      virtual void complete(std::exception_ptr error) = 0;
+    };
+    template <class F>
+    struct WaitingFn final : Waiting {
+      explicit WaitingFn(F fn) : f(std::move(fn)) {}
+      void complete(std::exception_ptr error) override { f(error); }
+      F f;
+    };
+    template <class F>
+    void after_sync(F f) {
+      awaiting_sync.push_back(std::make_unique<WaitingFn<F>>(std::move(f)));
+      if (sync_posted) return;
+      sync_posted = true;
+      asio::post(strand, [self = shared()] {
+        self->sync_posted = false;
+        std::exception_ptr error;
+        if (auto r = self->storage->sync(); !r) {
+          error = std::make_exception_ptr(std::system_error(r.error(), "replica: fsync failed"));
+        }
+        for (auto& w : std::exchange(self->awaiting_sync, {})) w->complete(error);
+      });
+    }
 
     Time now() const { return std::chrono::steady_clock::now().time_since_epoch(); }
     std::uint64_t wall_ms() const {
@@ -285,34 +358,51 @@ class Replica {
     bool stopped = false;
     std::weak_ptr<Impl> self_ref;
     std::optional<asio::strand<asio::any_io_executor>> diff_strand;
+    std::shared_ptr<Storage> storage;
+    std::vector<std::unique_ptr<Waiting>> awaiting_sync;
+    bool sync_posted = false;
     std::function<void(const std::vector<typename DiffTypes<T>::Change>&)> on_diffs;
     std::vector<typename DiffTypes<T>::Change> diffs;
     typename DiffTypes<T>::Pending pending{};
   };
 
-  // Runs body(Impl&) on the strand, then completes `token` with its result (or exception).
+  // Runs body(Impl&) on the strand, then completes `token` with its result (or exception);
+  // under a durable write concern, only after the storage synced.
   template <class R, class Body, class Token>
-  auto run(Body body, Token&& token) {
+  auto run(Body body, Token&& token, WriteConcern concern = {}) {
     return asio::async_initiate<Token, void(std::exception_ptr, R)>(
-        [impl = impl_, body = std::move(body)](auto handler) mutable {
-          asio::post(impl->strand,
-                     [impl, body = std::move(body), handler = std::move(handler)]() mutable {
-                       std::exception_ptr error;
-                       R result{};
-                       try {
-                         result = body(*impl);
-                       } catch (...) {
-                         error = std::current_exception();
-                       }
-                       impl->pump();
-                       // dispatch: a handler without an executor of its own (a callback,
-                       // a future) completes right here, not via another trip through the strand.
-                       auto ex = asio::get_associated_executor(handler, impl->strand);
-                       asio::dispatch(ex, [handler = std::move(handler), error,
-                                           result = std::move(result)]() mutable {
-                         std::move(handler)(error, std::move(result));
-                       });
-                     });
+        [impl = impl_, body = std::move(body), concern](auto handler) mutable {
+          asio::post(impl->strand, [impl, body = std::move(body), concern,
+                                    handler = std::move(handler)]() mutable {
+            std::exception_ptr error;
+            R result{};
+            try {
+              result = body(*impl);
+            } catch (...) {
+              error = std::current_exception();
+            }
+            impl->pump();
+            // dispatch: a handler without an executor of its own (a callback, a future)
+            // completes right here, not via another trip through the strand.
+            auto complete = [handler = std::move(handler), result = std::move(result),
+                             strand = impl->strand](std::exception_ptr e) mutable {
+              auto ex = asio::get_associated_executor(handler, strand);
+              asio::dispatch(
+                  ex, [handler = std::move(handler), e, result = std::move(result)]() mutable {
+                    std::move(handler)(e, std::move(result));
+                  });
+            };
+            if (concern.level == WriteConcern::Level::durable && !error) {
+              if (!impl->storage) {
+                complete(std::make_exception_ptr(
+                    std::logic_error("durable write concern on a replica without storage")));
+              } else {
+                impl->after_sync(std::move(complete));
+              }
+              return;
+            }
+            complete(error);
+          });
         },
         token);
   }

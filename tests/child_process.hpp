@@ -76,11 +76,21 @@ class ChildProcess {
     }
   }
 
+  // Writes bytes to the child's stdin (whole, or as much as the pipe took before it died).
+  void write(const std::string& bytes) {
+    std::size_t at = 0;
+    while (at < bytes.size()) {
+      const ssize_t n = ::write(to_child_, bytes.data() + at, bytes.size() - at);
+      if (n <= 0) return;
+      at += static_cast<std::size_t>(n);
+    }
+  }
+
   // Sends one command line and returns the reply line ("" on timeout).
   std::string request(const std::string& line,
                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     const std::string l = line + "\n";
-    if (write(to_child_, l.data(), l.size()) != static_cast<ssize_t>(l.size())) return "";
+    if (::write(to_child_, l.data(), l.size()) != static_cast<ssize_t>(l.size())) return "";
     return read_line(timeout).value_or("");
   }
 

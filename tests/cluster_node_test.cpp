@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -235,6 +236,42 @@ TEST_SUITE("cluster.node") {
     CHECK(parse_log_level("debug", l));
     CHECK(l == LogLevel::debug);
     CHECK_FALSE(parse_log_level("loud", l));
+  }
+
+  TEST_CASE("a node with a data directory recovers its replicas, ids and c after a restart") {
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("deltacrdt-node-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    ReplicaId id = 0;
+    std::uint64_t seq = 0;
+    {
+      NodeOptions o = options("n1");
+      o.data_dir = dir.string();
+      Node n(o);
+      auto& m = n.add_replica<Map>("links");
+      for (int i = 0; i < 10; ++i)
+        m.put("k" + std::to_string(i), "v", WriteConcern::durable()).get();
+      (void)m.remove(std::string("k3"), WriteConcern::durable()).get();
+      id = m.id();
+      seq = m.sequence().get();
+    }
+    NodeOptions o = options("n1");
+    o.data_dir = dir.string();
+    Node n(o);
+    auto& m = n.add_replica<Map>("links");
+    CHECK(m.id() == id);
+    CHECK(m.sequence().get() == seq);
+    CHECK(size_of(m) == 9);
+    CHECK_FALSE(m.get(std::string("k3")).get().has_value());
+    // Without storage a durable write is refused, not silently weakened.
+    Node plain(options("n2"));
+    auto& p = plain.add_replica<Map>("links");
+    CHECK_THROWS_AS(p.put(std::string("k"), std::string("v"), WriteConcern::durable()).get(),
+                    std::logic_error);
+    std::filesystem::remove_all(dir);
+    o.data_dir = (dir / "missing").string();
+    CHECK_THROWS_AS(Node{o}, StorageError);
   }
 
   TEST_CASE("bad options are clear errors") {

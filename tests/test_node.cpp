@@ -3,9 +3,11 @@
 // PNCounter "hits".
 //
 //   test-node --name N [--listen IP:PORT] [--advertise HOST:PORT] [--seeds A,B] --secret S
+//             [--data-dir DIR]
 //
 // Prints "ready <address>" once listening. Commands, one reply line each:
-//   put K V -> ok | get K -> value V / none | size -> size N | incr N -> ok
+//   put K V -> ok | dput K V -> ok K (durable) | info -> info ID SEQ
+//   get K -> value V / none | size -> size N | incr N -> ok
 //   count -> count N | members -> members a,b | digest -> digest X | quit -> bye
 // SIGINT/SIGTERM: stop the node (goodbye on every link) and exit 0.
 #include <csignal>
@@ -67,6 +69,8 @@ int main(int argc, char** argv) {
       o.seeds = split(v, ',');
     else if (a == "--secret")
       o.secret = v;
+    else if (a == "--data-dir")
+      o.data_dir = v;
     else
       return usage("unknown option " + a);
   }
@@ -82,8 +86,17 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     return usage(e.what());
   }
-  auto& links = node->add_replica<Map>("links");
-  auto& hits = node->add_replica<PNCounter>("hits");
+  Replica<Map>* links_ptr = nullptr;
+  Replica<PNCounter>* hits_ptr = nullptr;
+  try {
+    links_ptr = &node->add_replica<Map>("links");
+    hits_ptr = &node->add_replica<PNCounter>("hits");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "test-node: %s\n", e.what());
+    return 1;
+  }
+  auto& links = *links_ptr;
+  auto& hits = *hits_ptr;
   std::thread([&node, signals] {
     int sig = 0;
     sigwait(&signals, &sig);
@@ -101,6 +114,12 @@ int main(int argc, char** argv) {
     if (cmd == "put" && in >> k >> v) {
       links.put(k, v).get();
       std::printf("ok\n");
+    } else if (cmd == "dput" && in >> k >> v) {
+      links.put(k, v, WriteConcern::durable()).get();
+      std::printf("ok %s\n", k.c_str());
+    } else if (cmd == "info") {
+      std::printf("info %llu %llu\n", static_cast<unsigned long long>(links.id()),
+                  static_cast<unsigned long long>(links.sequence().get()));
     } else if (cmd == "get" && in >> k) {
       const auto value = links.get(k).get();
       std::printf(value ? "value %s\n" : "none\n", value ? value->c_str() : "");
