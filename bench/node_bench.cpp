@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_util.hpp"
 #include "cluster/node.hpp"
 #include "crdt/awlww_map.hpp"
 #include "tests/child_process.hpp"
@@ -22,7 +23,9 @@
 using namespace deltacrdt;
 using namespace std::chrono_literals;
 using Map = AWLWWMap<std::string, std::string>;
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::key;
+using bench::seconds_since;
 
 namespace {
 
@@ -35,17 +38,6 @@ NodeOptions options(const std::string& name) {
   o.secret = kSecret;
   o.logger = std::make_shared<Logger>(LogLevel::warn);
   return o;
-}
-
-std::string key(std::size_t i) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx",
-                static_cast<unsigned long long>(i) * 0x9E3779B97F4A7C15ull);
-  return buf;
-}
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
 // Node B or C: "size" -> size N; "watch K V" -> seen (once K has value V); "quit".

@@ -14,22 +14,19 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_util.hpp"
 #include "cluster/local_cluster.hpp"
 #include "crdt/awlww_map.hpp"
 
 using namespace deltacrdt;
 using namespace std::chrono_literals;
 using Map = AWLWWMap<std::string, std::string>;
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::key;
+using bench::seconds_since;
 
 namespace {
 
-std::string key(std::size_t i) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx",
-                static_cast<unsigned long long>(i) * 0x9E3779B97F4A7C15ull);
-  return buf;
-}
 const std::string kValue(32, 'v');
 
 // Waits (polling every 200 us) until replica r holds n keys; returns false on timeout.
@@ -40,10 +37,6 @@ bool wait_size(Replica<Map>& r, std::size_t n, std::chrono::seconds limit) {
     std::this_thread::sleep_for(200us);
   }
   return false;
-}
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
 // Fills `r` with n keys without waiting for each put (fire and forget, then one barrier).

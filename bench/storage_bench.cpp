@@ -15,27 +15,19 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_util.hpp"
 #include "cluster/file_storage.hpp"
 #include "cluster/local_cluster.hpp"
 #include "crdt/awlww_map.hpp"
 
 using namespace deltacrdt;
 using Map = AWLWWMap<std::string, std::string>;
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::key;
+using bench::seconds_since;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string key(std::size_t i) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx",
-                static_cast<unsigned long long>(i) * 0x9E3779B97F4A7C15ull);
-  return buf;
-}
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 struct TempDir {
   fs::path path;

@@ -17,6 +17,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -65,13 +66,8 @@ class Handshake {
   // Bytes to send first (the client's hello; nothing for the server).
   std::string start() {
     if (role_ == Role::server) return {};
-    own_nonce_ = random_nonce();
     deltacrdt::detail::ByteWriter w;
-    w.u64(kHandshakeProtocol);
-    w.bytes(config_.cluster);
-    w.bytes(config_.node);
-    w.u64(config_.incarnation);
-    w.bytes(std::string_view(own_nonce_.data(), own_nonce_.size()));
+    write_identity(w);
     expect_ = FrameType::hello_ack;
     return make_frame(FrameType::hello, w.take());
   }
@@ -112,27 +108,45 @@ class Handshake {
  private:
   using Nonce = std::array<char, kNonceBytes>;
 
-  // Server: the client's hello.
-  std::string on_hello(deltacrdt::detail::ByteReader& r) {
+  // The fields hello and hello_ack share: protocol, cluster, node, incarnation, nonce.
+  // Records the peer's name, incarnation and nonce; returns the reason to refuse, if any.
+  std::optional<std::string> read_identity(deltacrdt::detail::ByteReader& r,
+                                           std::string_view& their_mac, bool with_mac,
+                                           std::string_view frame_name) {
     std::uint64_t protocol = 0;
     std::string_view cluster, node, nonce;
     if (!r.u64(protocol) || !r.bytes(cluster) || !r.bytes(node) || !r.u64(peer_.incarnation) ||
-        !r.bytes(nonce) || !r.done() || nonce.size() != kNonceBytes ||
-        node.size() > kMaxNameBytes || node.empty()) {
-      return refuse("malformed hello");
+        !r.bytes(nonce) || (with_mac && !r.bytes(their_mac)) || !r.done() ||
+        nonce.size() != kNonceBytes || node.size() > kMaxNameBytes || node.empty()) {
+      return "malformed " + std::string(frame_name);
     }
-    if (protocol != kHandshakeProtocol) return refuse("unsupported protocol version");
-    if (cluster != config_.cluster) return refuse("cluster name mismatch");
-    if (node == config_.node) return refuse("node name already in use by this node");
+    if (protocol != kHandshakeProtocol) return "unsupported protocol version";
+    if (cluster != config_.cluster) return "cluster name mismatch";
+    if (node == config_.node) {
+      return role_ == Role::server ? "node name already in use by this node"
+                                   : "connected to itself";
+    }
     peer_.node = std::string(node);
     std::copy(nonce.begin(), nonce.end(), peer_nonce_.begin());
+    return std::nullopt;
+  }
+
+  // This side's protocol, cluster, node, incarnation and a fresh nonce.
+  void write_identity(deltacrdt::detail::ByteWriter& w) {
     own_nonce_ = random_nonce();
-    deltacrdt::detail::ByteWriter w;
     w.u64(kHandshakeProtocol);
     w.bytes(config_.cluster);
     w.bytes(config_.node);
     w.u64(config_.incarnation);
     w.bytes(std::string_view(own_nonce_.data(), own_nonce_.size()));
+  }
+
+  // Server: the client's hello.
+  std::string on_hello(deltacrdt::detail::ByteReader& r) {
+    std::string_view unused;
+    if (auto why = read_identity(r, unused, false, "hello")) return refuse(*why);
+    deltacrdt::detail::ByteWriter w;
+    write_identity(w);
     w.bytes(mac(kServerLabel));
     expect_ = FrameType::auth;
     return make_frame(FrameType::hello_ack, w.take());
@@ -140,18 +154,8 @@ class Handshake {
 
   // Client: the server's answer and proof.
   std::string on_hello_ack(deltacrdt::detail::ByteReader& r) {
-    std::uint64_t protocol = 0;
-    std::string_view cluster, node, nonce, their_mac;
-    if (!r.u64(protocol) || !r.bytes(cluster) || !r.bytes(node) || !r.u64(peer_.incarnation) ||
-        !r.bytes(nonce) || !r.bytes(their_mac) || !r.done() || nonce.size() != kNonceBytes ||
-        node.size() > kMaxNameBytes || node.empty()) {
-      return refuse("malformed hello_ack");
-    }
-    if (protocol != kHandshakeProtocol) return refuse("unsupported protocol version");
-    if (cluster != config_.cluster) return refuse("cluster name mismatch");
-    if (node == config_.node) return refuse("connected to itself");
-    peer_.node = std::string(node);
-    std::copy(nonce.begin(), nonce.end(), peer_nonce_.begin());
+    std::string_view their_mac;
+    if (auto why = read_identity(r, their_mac, true, "hello_ack")) return refuse(*why);
     if (!equal_mac(their_mac, mac(kServerLabel))) return refuse("authentication failed");
     deltacrdt::detail::ByteWriter w;
     w.bytes(mac(kClientLabel));
