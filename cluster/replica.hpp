@@ -26,6 +26,7 @@
 #include "cluster/replica_core.hpp"
 #include "cluster/storage.hpp"
 #include "cluster/sync_transport.hpp"
+#include "cluster/write_concern.hpp"
 #include "crdt/awlww_map.hpp"
 #include "crdt/hlc.hpp"
 #include "transport/asio.hpp"
@@ -109,17 +110,6 @@ struct ReplicaOptions {
   std::shared_ptr<Storage> storage;
 };
 
-// When a write completes (mutate, put, remove). The default is `local`.
-struct WriteConcern {
-  enum class Level {
-    local,    // applied to the replica's state in memory (and logged, if it has storage)
-    durable,  // also fsynced to the replica's storage; writes queued together share one fsync
-  };
-  Level level = Level::local;
-  static WriteConcern local() { return {Level::local}; }
-  static WriteConcern durable() { return {Level::durable}; }
-};
-
 template <DeltaCrdt T>
 class Replica {
   using Traits = DiffTraits<T>;
@@ -139,6 +129,7 @@ class Replica {
     asio::post(impl_->strand, [impl = impl_] {
       impl->stopped = true;
       impl->timer.cancel();
+      if (impl->ack_timer) impl->ack_timer->cancel();
     });
   }
 
@@ -158,6 +149,7 @@ class Replica {
       if (impl->stopped) return;
       impl->core.receive(impl->now(), from, msg);
       impl->pump();
+      if (!impl->ack_waits.empty()) impl->check_acks();
     });
   }
 
@@ -358,6 +350,63 @@ class Replica {
     bool stopped = false;
     std::weak_ptr<Impl> self_ref;
     std::optional<asio::strand<asio::any_io_executor>> diff_strand;
+    // Writes waiting for neighbours' acknowledgements (WriteConcern::acked).
+    struct AckWait {
+      std::uint64_t seq;
+      std::size_t required;
+      std::chrono::steady_clock::time_point deadline;
+      std::unique_ptr<Waiting> done;
+    };
+    std::vector<AckWait> ack_waits;
+    std::optional<asio::steady_timer> ack_timer;
+
+    template <class F>
+    void after_acks(std::uint64_t seq, WriteConcern concern, F f) {
+      if (seq >= core.seq()) return f(nullptr);  // a no-op write: nothing to replicate
+      const std::size_t required =
+          concern.acks != 0 ? concern.acks : core.neighbour_count() / 2 + 1;
+      if (core.neighbour_count() == 0 && concern.acks == 0) return f(nullptr);
+      auto wait = [this, seq, required, concern, f = std::move(f)]() mutable {
+        ack_waits.push_back(AckWait{seq, required,
+                                    std::chrono::steady_clock::now() + concern.timeout,
+                                    std::make_unique<WaitingFn<F>>(std::move(f))});
+        check_acks();
+      };
+      if (!storage) return wait();
+      // With storage the write is durable here before it counts as acknowledged.
+      after_sync([wait = std::move(wait)](std::exception_ptr e) mutable {
+        (void)e;  // a failed sync surfaces as the replica's storage_errors; acks still decide
+        wait();
+      });
+    }
+
+    // Completes waits whose acks arrived or whose deadline passed; re-arms the timer.
+    void check_acks() {
+      const auto now = std::chrono::steady_clock::now();
+      auto next = std::chrono::steady_clock::time_point::max();
+      for (std::size_t i = 0; i < ack_waits.size();) {
+        AckWait& w = ack_waits[i];
+        const std::size_t acked = core.acknowledged_count(w.seq);
+        if (acked >= w.required || now >= w.deadline) {
+          auto done = std::move(w.done);
+          const std::size_t required = w.required;
+          ack_waits.erase(ack_waits.begin() + static_cast<std::ptrdiff_t>(i));
+          done->complete(acked >= required
+                             ? nullptr
+                             : std::make_exception_ptr(WriteConcernTimeout(acked, required)));
+          continue;
+        }
+        next = std::min(next, w.deadline);
+        ++i;
+      }
+      if (ack_waits.empty() || stopped) return;
+      if (!ack_timer) ack_timer.emplace(strand);
+      ack_timer->expires_at(next);
+      ack_timer->async_wait([self = shared()](boost::system::error_code ec) {
+        if (!ec && !self->stopped) self->check_acks();
+      });
+    }
+
     std::shared_ptr<Storage> storage;
     std::vector<std::unique_ptr<Waiting>> awaiting_sync;
     bool sync_posted = false;
@@ -382,6 +431,8 @@ class Replica {
               error = std::current_exception();
             }
             impl->pump();
+            std::uint64_t seq_of_write = 0;
+            if constexpr (std::is_same_v<R, std::uint64_t>) seq_of_write = result;
             // dispatch: a handler without an executor of its own (a callback, a future)
             // completes right here, not via another trip through the strand.
             auto complete = [handler = std::move(handler), result = std::move(result),
@@ -400,6 +451,12 @@ class Replica {
                 impl->after_sync(std::move(complete));
               }
               return;
+            }
+            if constexpr (std::is_same_v<R, std::uint64_t>) {
+              if (concern.level == WriteConcern::Level::acked && !error) {
+                impl->after_acks(seq_of_write, concern, std::move(complete));
+                return;
+              }
             }
             complete(error);
           });

@@ -204,6 +204,14 @@ class ReplicaCore {
     return it == neighbours_.end() || !it->second.known ? 0 : it->second.acked;
   }
 
+  // How many neighbours have acknowledged the delta with sequence number `seq`.
+  std::size_t acknowledged_count(std::uint64_t seq) const {
+    std::size_t n = 0;
+    for (const auto& [p, nb] : neighbours_) n += nb.known && nb.acked > seq ? 1 : 0;
+    return n;
+  }
+  std::size_t neighbour_count() const { return neighbours_.size(); }
+
   SyncMetrics metrics() const {
     SyncMetrics m = metrics_;
     m.buffer_entries = buffer_.size();

@@ -114,4 +114,31 @@ TEST_SUITE("cluster.replica") {
     a.put(std::string("k"), std::string("now")).get();
     CHECK(a.get(std::string("k")).get() == std::optional<std::string>("now"));
   }
+
+  TEST_CASE("acked and majority write concerns wait for neighbours, or time out saying how many") {
+    LocalCluster<Map> cluster(3);  // each replica has two neighbours
+    auto& a = cluster[1];
+    const std::uint64_t seq =
+        a.put(std::string("k"), std::string("v"), WriteConcern::majority()).get();
+    // Complete means at least 2 of 2 neighbours hold it now.
+    for (ReplicaId r : {ReplicaId{2}, ReplicaId{3}}) {
+      CHECK(cluster[r].get(std::string("k")).get() == std::optional<std::string>("v"));
+    }
+    (void)seq;
+    (void)a.put(std::string("k2"), std::string("v"), WriteConcern::acked(1)).get();
+    try {
+      (void)a
+          .put(std::string("k3"), std::string("v"),
+               WriteConcern::acked(5, std::chrono::milliseconds(300)))
+          .get();
+      FAIL("5 acknowledgements cannot come from 2 neighbours");
+    } catch (const WriteConcernTimeout& e) {
+      CHECK(e.acknowledged() == 2);
+      CHECK(e.required() == 5);
+    }
+    // The write stays: a timeout reports, it does not undo.
+    CHECK(cluster[2].get(std::string("k3")).get() == std::optional<std::string>("v"));
+    // A write that changes nothing needs no acknowledgement.
+    (void)a.remove(std::string("absent"), WriteConcern::acked(5)).get();
+  }
 }
