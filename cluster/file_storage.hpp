@@ -189,6 +189,7 @@ class FileStorage final : public Storage {
     rec.append(delta);
     sd::seal(rec);
     if (!sd::write_all(wal_fd_, rec)) return sd::last_error();
+    wal_size_ += rec.size();
     if (policy_ == FsyncPolicy::always && ::fdatasync(wal_fd_) != 0) return sd::last_error();
     dirty_ = policy_ != FsyncPolicy::always;
     next_seq_ = seq;
@@ -203,24 +204,46 @@ class FileStorage final : public Storage {
     return {};
   }
 
-  Result<void> snapshot(std::uint64_t seq, std::string_view state) override {
+  Result<SnapshotWriter> begin_snapshot(std::uint64_t seq) override {
+    if (snapshotting_ || seq < next_seq_) return Errc::corrupt;  // it must hold every delta
+    snapshotting_ = true;
+    snapshot_seq_ = seq;
+    snapshot_log_offset_ = wal_size_;  // records before this are in the snapshot
+    // The writer touches only the snapshot files, so it may run while appends continue.
+    return SnapshotWriter(
+        [dir = dir_, id = recovered_.id, seq](std::string_view state) -> Result<void> {
+          namespace sd = storage_detail;
+          std::string bytes = sd::header("DCSN", id, seq);
+          detail::append_le64(bytes, state.size());
+          bytes.append(state);
+          sd::seal(bytes);
+          if (!sd::write_atomically(dir, "snapshot", bytes)) return sd::last_error();
+          return {};
+        });
+  }
+
+  // The snapshot is durable: the log is rewritten to hold only what was appended since
+  // begin_snapshot (usually little). A crash before the rename leaves the whole old log, whose
+  // older records recovery skips.
+  void finish_snapshot(bool written) override {
     namespace sd = storage_detail;
-    if (seq < next_seq_) return Errc::corrupt;  // the snapshot must hold every logged delta
-    std::string bytes = sd::header("DCSN", recovered_.id, seq);
-    detail::append_le64(bytes, state.size());
-    bytes.append(state);
-    sd::seal(bytes);
-    if (!sd::write_atomically(dir_, "snapshot", bytes)) return sd::last_error();
-    // The snapshot is durable: a fresh, empty log replaces the old one. A crash between the
-    // two renames leaves the old log, whose records the snapshot already holds (skipped).
-    if (!sd::write_atomically(dir_, "wal", wal_header(seq))) return sd::last_error();
+    snapshotting_ = false;
+    if (!written) return;
+    std::string tail(wal_size_ - snapshot_log_offset_, '\0');
+    const int fd = ::open((dir_ / "wal").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;  // the old log stays; recovery skips what the snapshot holds
+    const ssize_t n =
+        ::pread(fd, tail.data(), tail.size(), static_cast<off_t>(snapshot_log_offset_));
+    ::close(fd);
+    if (n != static_cast<ssize_t>(tail.size())) return;
+    if (!sd::write_atomically(dir_, "wal", wal_header(snapshot_seq_) + tail)) return;
+    const int fresh = ::open((dir_ / "wal").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fresh < 0) return;
     ::close(wal_fd_);
-    wal_fd_ = ::open((dir_ / "wal").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (wal_fd_ < 0) return sd::last_error();
-    next_seq_ = seq;
-    log_bytes_ = 0;
-    dirty_ = false;
-    return {};
+    wal_fd_ = fresh;
+    wal_size_ = sd::kWalHeaderBytes + tail.size();
+    log_bytes_ = tail.size();
+    dirty_ = false;  // write_atomically fsynced it
   }
 
   std::uint64_t log_bytes() const override { return log_bytes_; }
@@ -298,6 +321,7 @@ class FileStorage final : public Storage {
     }
     wal_fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
     if (wal_fd_ < 0) throw StorageError(path.string() + ": cannot open: " + std::strerror(errno));
+    wal_size_ = header_ok ? good : sd::kWalHeaderBytes;
   }
 
   std::filesystem::path dir_;
@@ -306,7 +330,11 @@ class FileStorage final : public Storage {
   int wal_fd_ = -1;
   std::uint64_t next_seq_ = 0;  // the last appended c: appends may not go below it
   std::uint64_t log_bytes_ = 0;
-  bool dirty_ = false;  // appended since the last fdatasync
+  bool dirty_ = false;          // appended since the last fdatasync
+  std::uint64_t wal_size_ = 0;  // bytes in the log file
+  bool snapshotting_ = false;
+  std::uint64_t snapshot_seq_ = 0;
+  std::uint64_t snapshot_log_offset_ = 0;
 };
 
 }  // namespace deltacrdt

@@ -17,6 +17,7 @@
 #include <optional>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -268,8 +269,27 @@ class Replica {
           transport(t),
           core(id, o.sync, std::move(state), seq, incarnation),
           storage(std::move(o.storage)) {
-      if (storage) core.attach_storage(storage.get());
+      if (storage) {
+        core.attach_storage(storage.get());
+        // Snapshots are written and fsynced on their own thread: writers wait only for the
+        // encoding, made on the strand.
+        core.set_snapshot_runner([this](std::string encoded, Storage::SnapshotWriter writer) {
+          if (snapshot_thread.joinable()) snapshot_thread.join();
+          snapshot_thread = std::thread([bytes = std::move(encoded), writer = std::move(writer),
+                                         strand = this->strand, weak = self_ref]() mutable {
+            const bool written = static_cast<bool>(writer(bytes));
+            asio::post(strand, [weak, written] {
+              if (auto self = weak.lock()) self->core.snapshot_finished(written);
+            });
+          });
+        });
+      }
     }
+    ~Impl() {
+      if (snapshot_thread.joinable()) snapshot_thread.join();
+    }
+    Impl(const Impl&) = delete;
+    Impl& operator=(const Impl&) = delete;
 
     // Group commit: completions of durable writes wait here for one fsync, run by a handler
     // posted behind every write already queued on the strand.
@@ -408,6 +428,7 @@ class Replica {
     }
 
     std::shared_ptr<Storage> storage;
+    std::thread snapshot_thread;
     std::vector<std::unique_ptr<Waiting>> awaiting_sync;
     bool sync_posted = false;
     std::function<void(const std::vector<typename DiffTypes<T>::Change>&)> on_diffs;

@@ -184,11 +184,22 @@ class ReplicaCore {
     }
     if (sync) drop_idle_digest_receivers(now);
     collect_buffer();
-    if (sync && storage_ && storage_->log_bytes() > options_.snapshot_log_bytes) {
-      // The log replays slowly and grows without bound: fold it into a snapshot. (A failure
-      // leaves the log as it was; the next tick tries again.)
-      if (!storage_->snapshot(seq_, encode(state_))) ++metrics_.storage_errors;
+    if (sync && storage_ && !snapshot_running_ &&
+        storage_->log_bytes() > options_.snapshot_log_bytes) {
+      start_snapshot();
     }
+  }
+
+  // Runs a snapshot's slowest part (writing and fsyncing the encoded state) elsewhere: the
+  // runner gets the encoding (made here, on the strand: encoding is cheaper than copying the
+  // state) and the storage's writer, and must call snapshot_finished on this core's strand
+  // when the writer returned. Without a runner, snapshots are written synchronously in tick().
+  using SnapshotRunner = std::function<void(std::string encoded, Storage::SnapshotWriter writer)>;
+  void set_snapshot_runner(SnapshotRunner runner) { snapshot_runner_ = std::move(runner); }
+  void snapshot_finished(bool written) {
+    snapshot_running_ = false;
+    if (!written) ++metrics_.storage_errors;
+    if (storage_) storage_->finish_snapshot(written);
   }
 
   // When tick() next has work to do (absent new input).
@@ -583,6 +594,22 @@ class ReplicaCore {
     send(to, std::move(ack));
   }
 
+  // The log replays slowly and grows without bound: fold it into a snapshot. (A failure
+  // leaves the log as it was; a later tick tries again.)
+  void start_snapshot() {
+    auto writer = storage_->begin_snapshot(seq_);
+    if (!writer) {
+      ++metrics_.storage_errors;
+      return;
+    }
+    if (snapshot_runner_) {
+      snapshot_running_ = true;
+      snapshot_runner_(encode(state_), std::move(*writer));
+      return;
+    }
+    snapshot_finished(static_cast<bool>((*writer)(encode(state_))));
+  }
+
   // ---- digest catch-up (cluster/digest_catchup.hpp) ----
 
   std::shared_ptr<const detail::DigestSnapshot<T>> digest_snapshot() requires BucketedCrdt<T> {
@@ -752,6 +779,8 @@ class ReplicaCore {
   SyncMetrics metrics_;
   Observer observer_;
   Storage* storage_ = nullptr;
+  SnapshotRunner snapshot_runner_;
+  bool snapshot_running_ = false;
 };
 
 }  // namespace deltacrdt

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,10 +58,24 @@ class Storage {
   virtual Result<void> append(std::uint64_t seq, std::string_view delta) = 0;
   // Makes every append so far durable (one fsync for all of them).
   virtual Result<void> sync() = 0;
-  // Replaces snapshot and log: `state` (encoded) is the whole state with c = `seq` (every
-  // appended delta is in it, so seq is at least the last appended seq). Atomic: a crash
-  // leaves either the old snapshot and log or the new snapshot.
-  virtual Result<void> snapshot(std::uint64_t seq, std::string_view state) = 0;
+  // Snapshots in three steps, so the slow part can run off the owner's thread while appends
+  // continue: begin_snapshot(seq) - seq is c of the state being snapshotted, which holds
+  // every delta appended so far - returns a writer; the writer, called once on any thread,
+  // writes the encoded state durably and atomically; finish_snapshot(written), back on the
+  // owner's thread, drops the log records the snapshot holds. A crash at any point leaves
+  // either the old snapshot with the whole log or the new snapshot with the log after it.
+  // One snapshot at a time.
+  using SnapshotWriter = std::function<Result<void>(std::string_view state)>;
+  virtual Result<SnapshotWriter> begin_snapshot(std::uint64_t seq) = 0;
+  virtual void finish_snapshot(bool written) = 0;
+  // All three steps at once.
+  Result<void> snapshot(std::uint64_t seq, std::string_view state) {
+    Result<SnapshotWriter> writer = begin_snapshot(seq);
+    if (!writer) return writer.error();
+    Result<void> r = (*writer)(state);
+    finish_snapshot(static_cast<bool>(r));
+    return r;
+  }
   // Bytes the log holds since the last snapshot (to decide when to snapshot).
   virtual std::uint64_t log_bytes() const = 0;
 };
@@ -77,13 +93,23 @@ class MemoryStorage final : public Storage {
     return {};
   }
   Result<void> sync() override { return {}; }
-  Result<void> snapshot(std::uint64_t seq, std::string_view state) override {
-    if (!log_.empty() && seq < log_.back().seq) return Errc::corrupt;
-    snapshot_ = std::string(state);
-    snapshot_seq_ = seq;
-    log_.clear();
+  Result<SnapshotWriter> begin_snapshot(std::uint64_t seq) override {
+    if (pending_ || (!log_.empty() && seq < log_.back().seq)) return Errc::corrupt;
+    pending_ = std::make_shared<std::string>();
+    pending_seq_ = seq;
+    return SnapshotWriter([out = pending_](std::string_view state) -> Result<void> {
+      *out = std::string(state);
+      return {};
+    });
+  }
+  void finish_snapshot(bool written) override {
+    auto done = std::exchange(pending_, nullptr);
+    if (!written || !done) return;
+    snapshot_ = std::move(*done);
+    snapshot_seq_ = pending_seq_;
+    std::erase_if(log_, [&](const Recovered::Delta& d) { return d.seq < snapshot_seq_; });
     log_bytes_ = 0;
-    return {};
+    for (const auto& d : log_) log_bytes_ += d.bytes.size();
   }
   std::uint64_t log_bytes() const override { return log_bytes_; }
   Recovered recover() const { return Recovered{id_, snapshot_, snapshot_seq_, log_, 0}; }
@@ -94,6 +120,8 @@ class MemoryStorage final : public Storage {
   std::uint64_t snapshot_seq_ = 0;
   std::vector<Recovered::Delta> log_;
   std::uint64_t log_bytes_ = 0;
+  std::shared_ptr<std::string> pending_;  // the snapshot being written, if any
+  std::uint64_t pending_seq_ = 0;
 };
 
 }  // namespace deltacrdt

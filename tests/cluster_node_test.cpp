@@ -249,20 +249,25 @@ TEST_SUITE("cluster.node") {
       NodeOptions o = options("n1");
       o.data_dir = dir.string();
       Node n(o);
-      auto& m = n.add_replica<Map>("links");
-      for (int i = 0; i < 10; ++i)
+      ReplicaOptions ro;
+      ro.sync.snapshot_log_bytes = 2048;  // snapshots (in the background) during the test
+      auto& m = n.add_replica<Map>("links", ro);
+      for (int i = 0; i < 300; ++i) {
         m.put("k" + std::to_string(i), "v", WriteConcern::durable()).get();
+        if (i % 100 == 0) std::this_thread::sleep_for(250ms);  // let sync ticks snapshot
+      }
       (void)m.remove(std::string("k3"), WriteConcern::durable()).get();
       id = m.id();
       seq = m.sequence().get();
     }
+    CHECK(std::filesystem::exists(dir / "links" / "snapshot"));
     NodeOptions o = options("n1");
     o.data_dir = dir.string();
     Node n(o);
     auto& m = n.add_replica<Map>("links");
     CHECK(m.id() == id);
     CHECK(m.sequence().get() == seq);
-    CHECK(size_of(m) == 9);
+    CHECK(size_of(m) == 299);
     CHECK_FALSE(m.get(std::string("k3")).get().has_value());
     // Without storage a durable write is refused, not silently weakened.
     Node plain(options("n2"));

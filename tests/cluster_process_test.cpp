@@ -86,7 +86,8 @@ TEST_SUITE("cluster.process") {
     const int rounds = 20;
     for (int round = 0; round < rounds; ++round) {
       CAPTURE(round);
-      NodeProcess w("w", {"--data-dir", dir.string()});
+      // Small snapshot threshold: some kills land while a snapshot is being written.
+      NodeProcess w("w", {"--data-dir", dir.string(), "--snapshot-bytes", "8192"});
       const std::string info = w.ask("info");
       std::istringstream in(info);
       std::string word, this_id;
@@ -114,6 +115,7 @@ TEST_SUITE("cluster.process") {
       last_seq = seq;
     }
     CHECK(acknowledged.size() > 0);
+    CHECK(std::filesystem::exists(dir / "links" / "snapshot"));  // snapshots were taken
     std::filesystem::remove_all(dir);
   }
 

@@ -3,7 +3,7 @@
 // PNCounter "hits".
 //
 //   test-node --name N [--listen IP:PORT] [--advertise HOST:PORT] [--seeds A,B] --secret S
-//             [--data-dir DIR]
+//             [--data-dir DIR] [--snapshot-bytes N]
 //
 // Prints "ready <address>" once listening. Commands, one reply line each:
 //   put K V -> ok | dput K V -> ok K (durable) | info -> info ID SEQ
@@ -49,6 +49,7 @@ int usage(const std::string& why) {
 
 int main(int argc, char** argv) {
   NodeOptions o;
+  std::uint64_t snapshot_bytes = 0;  // 0: the default threshold
   o.cluster = "test";
   o.link.heartbeat_interval = std::chrono::milliseconds(100);
   o.link.idle_timeout = std::chrono::milliseconds(1000);
@@ -71,6 +72,8 @@ int main(int argc, char** argv) {
       o.secret = v;
     else if (a == "--data-dir")
       o.data_dir = v;
+    else if (a == "--snapshot-bytes")
+      snapshot_bytes = std::stoull(v);
     else
       return usage("unknown option " + a);
   }
@@ -89,7 +92,9 @@ int main(int argc, char** argv) {
   Replica<Map>* links_ptr = nullptr;
   Replica<PNCounter>* hits_ptr = nullptr;
   try {
-    links_ptr = &node->add_replica<Map>("links");
+    ReplicaOptions ro;
+    if (snapshot_bytes != 0) ro.sync.snapshot_log_bytes = snapshot_bytes;
+    links_ptr = &node->add_replica<Map>("links", ro);
     hits_ptr = &node->add_replica<PNCounter>("hits");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "test-node: %s\n", e.what());
