@@ -171,7 +171,7 @@ TEST_SUITE("transport.handshake") {
     CHECK_FALSE(server.done());
   }
 
-  TEST_CASE("a client that skips verifying cannot fake its proof") {
+  TEST_CASE("a client that does not verify cannot fake its proof") {
     Handshake client(Handshake::Role::client, config("a", "wrong"));
     Handshake server(Handshake::Role::server, config("b"));
     FrameDecoder at_server, at_client;
