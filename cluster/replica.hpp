@@ -42,6 +42,14 @@ struct KeyChange {
   friend bool operator==(const KeyChange&, const KeyChange&) = default;
 };
 
+// What Replica::put_chosen wrote: the key (nullopt: the chooser declined, nothing was
+// written) and the write's sequence number.
+template <class K>
+struct ChosenWrite {
+  std::optional<K> key;
+  std::uint64_t seq = 0;
+};
+
 // How diffs are computed for a type; specialised for the keyed maps.
 template <class T>
 struct DiffTraits {
@@ -230,6 +238,33 @@ class Replica {
           const ReplicaId self = impl.core.id();
           return impl.core.mutate(
               impl.now(), [&](T& m) { return m.put(self, std::move(key), std::move(value), ts); });
+        },
+        std::forward<Token>(token), concern);
+  }
+
+  // Decides what to write with the state in view, then writes it like put, in one step on
+  // the strand (no other write can come between): choose(const T&) returns
+  // std::optional<std::pair<K, V>>, nullopt to write nothing. For writes that depend on what
+  // is there, such as taking a key only while it is free. Completes with a ChosenWrite.
+  template <class Choose, class Token = asio::use_future_t<>>
+  requires Traits::supported auto put_chosen(Choose choose, WriteConcern concern,
+                                             Token&& token = {}) {
+    using Pair = typename std::invoke_result_t<Choose&, const T&>::value_type;
+    using K = std::decay_t<typename Pair::first_type>;
+    return run<ChosenWrite<K>>(
+        [choose = std::move(choose)](Impl& impl) mutable {
+          auto chosen = choose(std::as_const(impl.core.state()));
+          ChosenWrite<K> out;
+          if (!chosen) return out;
+          auto& [key, value] = *chosen;
+          out.key = key;
+          const std::uint64_t wall = impl.wall_ms();
+          const auto* slot = impl.core.state().find_slot(key);
+          const HlcTimestamp ts = slot ? impl.clock.observe(slot->ts, wall) : impl.clock.now(wall);
+          const ReplicaId self = impl.core.id();
+          out.seq = impl.core.mutate(
+              impl.now(), [&](T& m) { return m.put(self, std::move(key), std::move(value), ts); });
+          return out;
         },
         std::forward<Token>(token), concern);
   }
@@ -452,8 +487,13 @@ class Replica {
               error = std::current_exception();
             }
             impl->pump();
-            std::uint64_t seq_of_write = 0;
-            if constexpr (std::is_same_v<R, std::uint64_t>) seq_of_write = result;
+            // The sequence number of the write to wait for under `acked`, if one was made.
+            std::optional<std::uint64_t> seq_of_write;
+            if constexpr (std::is_same_v<R, std::uint64_t>) {
+              seq_of_write = result;
+            } else if constexpr (requires { result.key.has_value(); }) {
+              if (result.key) seq_of_write = result.seq;
+            }
             // dispatch: a handler without an executor of its own (a callback, a future)
             // completes right here, not via another trip through the strand.
             auto complete = [handler = std::move(handler), result = std::move(result),
@@ -464,7 +504,8 @@ class Replica {
                     std::move(handler)(e, std::move(result));
                   });
             };
-            if (concern.level == WriteConcern::Level::durable && !error) {
+            const bool wrote = !error && (seq_of_write || std::is_same_v<R, std::uint64_t>);
+            if (concern.level == WriteConcern::Level::durable && wrote) {
               if (!impl->storage) {
                 complete(std::make_exception_ptr(
                     std::logic_error("durable write concern on a replica without storage")));
@@ -473,11 +514,9 @@ class Replica {
               }
               return;
             }
-            if constexpr (std::is_same_v<R, std::uint64_t>) {
-              if (concern.level == WriteConcern::Level::acked && !error) {
-                impl->after_acks(seq_of_write, concern, std::move(complete));
-                return;
-              }
+            if (concern.level == WriteConcern::Level::acked && wrote && seq_of_write) {
+              impl->after_acks(*seq_of_write, concern, std::move(complete));
+              return;
             }
             complete(error);
           });

@@ -100,6 +100,14 @@ class AWLWWMap {
     const std::uint32_t pos = table_.find(key);
     return pos == Table::kNone ? nullptr : &table_.at(pos).head;
   }
+  // Calls f(const Slot&) for every concurrent write of key still in the state: the winner
+  // first, then the writes it beats (kept until a later put observes them). More than one
+  // slot means concurrent puts that no replica has overwritten yet.
+  template <class F>
+  void for_each_slot(const K& key, F&& f) const {
+    const std::uint32_t pos = table_.find(key);
+    if (pos != Table::kNone) table_.at(pos).for_each_slot(f);
+  }
   bool contains(const K& key) const { return table_.find(key) != Table::kNone; }
   std::size_t size() const { return table_.size(); }
   bool empty() const { return table_.empty(); }

@@ -141,4 +141,36 @@ TEST_SUITE("cluster.replica") {
     // A write that changes nothing needs no acknowledgement.
     (void)a.remove(std::string("absent"), WriteConcern::acked(5)).get();
   }
+
+  TEST_CASE("put_chosen writes what the chooser picks from the current state, or nothing") {
+    LocalCluster<Map> cluster(3);
+    auto& a = cluster[1];
+    // Takes the first free key of k0, k1, ...: the choice sees every earlier write.
+    const auto take_free = [&](std::string value) {
+      return a
+          .put_chosen(
+              [value](const Map& m) -> std::optional<std::pair<std::string, std::string>> {
+                for (int i = 0; i < 3; ++i) {
+                  std::string key = "k" + std::to_string(i);
+                  if (!m.contains(key)) return std::pair{key, value};
+                }
+                return std::nullopt;
+              },
+              WriteConcern::majority())
+          .get();
+    };
+    CHECK(take_free("x").key == std::optional<std::string>("k0"));
+    const ChosenWrite<std::string> second = take_free("y");
+    CHECK(second.key == std::optional<std::string>("k1"));
+    CHECK(second.seq > 0);
+    // Majority: both neighbours hold k1 when the write completes.
+    CHECK(cluster[2].get(std::string("k1")).get() == std::optional<std::string>("y"));
+    CHECK(cluster[3].get(std::string("k1")).get() == std::optional<std::string>("y"));
+    CHECK(take_free("z").key == std::optional<std::string>("k2"));
+    // Declined: nothing written, and no acknowledgement is awaited.
+    const std::uint64_t before = a.sequence().get();
+    CHECK_FALSE(take_free("w").key.has_value());
+    CHECK(a.sequence().get() == before);
+    CHECK(a.read([](const Map& m) { return m.size(); }).get() == 3);
+  }
 }

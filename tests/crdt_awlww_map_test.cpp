@@ -57,6 +57,23 @@ TEST_SUITE("crdt.awlww_map") {
     CHECK(*b.find("k") == "from-a");
   }
 
+  TEST_CASE("concurrent writes stay visible as slots until a put observes them") {
+    Map a, b;
+    const Map da = a.put(1, "k", "from-a", at(20));
+    const Map db = b.put(2, "k", "from-b", at(10));
+    a.join(db);
+    const auto values = [](const Map& m) {
+      std::vector<std::string> out;
+      m.for_each_slot("k", [&](const Map::Slot& s) { out.push_back(s.value); });
+      return out;
+    };
+    CHECK(values(a) == std::vector<std::string>{"from-a", "from-b"});
+    CHECK(values(Map{}).empty());
+    b.join(da);
+    b.join(b.put(2, "k", "again", at(30)));
+    CHECK(values(b) == std::vector<std::string>{"again"});
+  }
+
   TEST_CASE("equal timestamps are ordered by replica id, identically everywhere") {
     Map a, b, c;
     const Map da = a.put(7, "k", "from-7", at(10));
