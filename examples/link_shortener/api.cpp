@@ -1,0 +1,305 @@
+// Api implementation (see api.hpp). Every response is built here; errors are plain text on
+// the classic routes and {"error": ...} on /api/.
+#include "examples/link_shortener/api.hpp"
+
+#include <exception>
+#include <string_view>
+
+#include <fmt/format.h>
+#include <boost/json.hpp>
+
+#include "cluster/file_storage.hpp"
+
+namespace deltacrdt::shortener {
+
+namespace json = boost::json;
+
+namespace {
+
+Response text(const Request& req, http::status status, std::string body) {
+  Response res{status, req.version()};
+  res.set(http::field::content_type, "text/plain; charset=utf-8");
+  res.body() = std::move(body);
+  return res;
+}
+
+Response json_response(const Request& req, http::status status, const json::value& v) {
+  Response res{status, req.version()};
+  res.set(http::field::content_type, "application/json");
+  res.body() = json::serialize(v) + "\n";
+  return res;
+}
+
+Response error(const Request& req, http::status status, const std::string& message, bool as_json) {
+  if (as_json) return json_response(req, status, json::object{{"error", message}});
+  return text(req, status, message + "\n");
+}
+
+// A Host header fit to put into a URL: host[:port] characters only.
+bool usable_host(std::string_view h) {
+  if (h.empty() || h.size() > 255) return false;
+  for (const char c : h) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+asio::awaitable<Response> Api::handle(const Request& req) {
+  std::string route_name = "other";
+  Response res = co_await route(req, route_name);
+  metrics_.count(route_name, res.result_int());
+  co_return res;
+}
+
+std::string Api::short_url(const Request& req, const std::string& code) const {
+  const std::string_view host = req[http::field::host];
+  return "http://" + std::string(usable_host(host) ? host : options_.public_host) + "/" + code;
+}
+
+asio::awaitable<Response> Api::route(const Request& req, std::string& route_name) {
+  std::string_view target = req.target();
+  target = target.substr(0, target.find_first_of("?#"));
+  const http::verb method = req.method();
+  const auto method_not_allowed = [&](std::string allow) {
+    Response res = text(req, http::status::method_not_allowed, "method not allowed\n");
+    res.set(http::field::allow, allow);
+    return res;
+  };
+
+  if (target == "/") {
+    route_name = "shorten";
+    if (method != http::verb::post) co_return method_not_allowed("POST");
+    bool malformed = false;
+    const auto url = form_field(req.body(), "url", &malformed);
+    if (!url) {
+      co_return error(req, http::status::unprocessable_entity,
+                      malformed ? "the url field has a malformed percent escape"
+                                : "missing form field 'url' (send url=... as "
+                                  "application/x-www-form-urlencoded, e.g. curl -d url=...)",
+                      false);
+    }
+    co_return co_await shorten(req, *url, false);
+  }
+  if (target == "/api/links") {
+    route_name = "api_create";
+    if (method != http::verb::post) co_return method_not_allowed("POST");
+    boost::system::error_code ec;
+    const json::value body = json::parse(req.body(), ec);
+    const json::string* url = nullptr;
+    if (!ec && body.is_object()) {
+      if (const auto* v = body.as_object().if_contains("url"); v != nullptr) url = v->if_string();
+    }
+    if (url == nullptr) {
+      co_return error(req, http::status::unprocessable_entity,
+                      "body must be a JSON object with a string field \"url\"", true);
+    }
+    const std::string url_string(*url);
+    co_return co_await shorten(req, url_string, true);
+  }
+  if (target.starts_with("/api/links/")) {
+    route_name = "api_get";
+    if (method != http::verb::get) co_return method_not_allowed("GET");
+    const std::string code(target.substr(11));
+    if (!looks_like_code(code)) co_return error(req, http::status::not_found, "unknown code", true);
+    co_return co_await describe(req, code);
+  }
+  if (target == "/_health") {
+    route_name = "health";
+    co_return text(req, http::status::ok, "ok\n");
+  }
+  if (target == "/_cluster") {
+    route_name = "cluster";
+    co_return cluster(req);
+  }
+  if (target == "/metrics") {
+    route_name = "metrics";
+    co_return co_await metrics(req);
+  }
+  if (target.ends_with("/aggregates")) {
+    route_name = "aggregates";
+    const std::string code(target.substr(1, target.size() - 1 - 11));
+    if (method != http::verb::get) co_return method_not_allowed("GET");
+    if (!looks_like_code(code)) co_return text(req, http::status::not_found, "unknown code\n");
+    co_return co_await aggregates(req, code);
+  }
+  const std::string code(target.substr(1));
+  if (method == http::verb::delete_) {
+    route_name = "delete";
+    if (!looks_like_code(code)) co_return text(req, http::status::not_found, "unknown code\n");
+    co_return co_await remove(req, code);
+  }
+  if (method == http::verb::get || method == http::verb::head) {
+    route_name = "redirect";
+    if (!looks_like_code(code)) co_return text(req, http::status::not_found, "not found\n");
+    co_return co_await follow(req, code);
+  }
+  co_return method_not_allowed("GET, HEAD, DELETE");
+}
+
+asio::awaitable<Response> Api::shorten(const Request& req, const std::string& url, bool as_json) {
+  if (const auto problem = url_problem(url)) {
+    co_return error(req, http::status::unprocessable_entity, *problem, as_json);
+  }
+  std::optional<std::string> code;
+  try {
+    auto op = store_.shorten(url, options_.write_concern);  // see link_store.hpp on co_await
+    code = co_await std::move(op);
+  } catch (const WriteConcernTimeout& e) {
+    // The link is stored here and keeps replicating; the client learns it was not confirmed.
+    Response res = error(req, http::status::service_unavailable,
+                         fmt::format("the link was stored on this node, but only {} of {} "
+                                     "required nodes confirmed it in time",
+                                     e.acknowledged(), e.required()),
+                         as_json);
+    res.set(http::field::retry_after, "1");
+    co_return res;
+  } catch (const std::exception& e) {
+    co_return error(req, http::status::internal_server_error,
+                    std::string("the link could not be stored durably: ") + e.what(), as_json);
+  }
+  if (!code) {
+    co_return error(req, http::status::conflict,
+                    "every short code of this url is taken by another url", as_json);
+  }
+  const std::string location = short_url(req, *code);
+  Response res =
+      as_json ? json_response(req, http::status::created,
+                              json::object{{"code", *code}, {"url", url}, {"short_url", location}})
+              : text(req, http::status::created, *code);
+  res.set(http::field::location, location);
+  co_return res;
+}
+
+asio::awaitable<Response> Api::follow(const Request& req, const std::string& code) {
+  auto resolving = store_.resolve(code);
+  const Resolution r = co_await std::move(resolving);
+  if (r.urls.empty()) co_return text(req, http::status::not_found, "not found\n");
+  if (r.urls.size() > 1) {
+    // Different URLs were written to this code concurrently: say so instead of guessing.
+    metrics_.count_conflict();
+    std::string body = "this code was given to more than one url concurrently:\n";
+    for (const auto& u : r.urls) body += u + "\n";
+    co_return text(req, http::status::multiple_choices, std::move(body));
+  }
+  if (req.method() == http::verb::get) store_.count_redirect(code);
+  Response res = text(req, http::status::found, r.urls.front());
+  res.set(http::field::location, r.urls.front());
+  co_return res;
+}
+
+asio::awaitable<Response> Api::aggregates(const Request& req, const std::string& code) {
+  auto resolving = store_.resolve(code);
+  const Resolution r = co_await std::move(resolving);
+  if (r.urls.empty()) co_return text(req, http::status::not_found, "not found\n");
+  auto counting = store_.redirects(code);
+  const std::int64_t n = co_await std::move(counting);
+  co_return text(req, http::status::ok, fmt::format("Redirects: {}", n));
+}
+
+asio::awaitable<Response> Api::remove(const Request& req, const std::string& code) {
+  bool existed = false;
+  try {
+    auto op = store_.remove(code, options_.write_concern);
+    existed = co_await std::move(op);
+  } catch (const WriteConcernTimeout& e) {
+    co_return text(req, http::status::service_unavailable,
+                   fmt::format("deleted on this node, but only {} of {} required nodes "
+                               "confirmed it in time\n",
+                               e.acknowledged(), e.required()));
+  } catch (const std::exception& e) {
+    co_return text(req, http::status::internal_server_error,
+                   std::string("the delete could not be stored durably: ") + e.what() + "\n");
+  }
+  if (!existed) co_return text(req, http::status::not_found, "not found\n");
+  co_return Response{http::status::no_content, req.version()};
+}
+
+asio::awaitable<Response> Api::describe(const Request& req, const std::string& code) {
+  auto resolving = store_.resolve(code);
+  const Resolution r = co_await std::move(resolving);
+  if (r.urls.empty()) co_return error(req, http::status::not_found, "unknown code", true);
+  auto counting = store_.redirects(code);
+  const std::int64_t n = co_await std::move(counting);
+  json::object body{{"code", code}, {"redirects", n}};
+  if (r.urls.size() == 1) {
+    body["url"] = r.urls.front();
+  } else {
+    json::array urls;
+    for (const auto& u : r.urls) urls.emplace_back(u);
+    body["url"] = nullptr;
+    body["conflicting_urls"] = std::move(urls);
+  }
+  co_return json_response(req, http::status::ok, body);
+}
+
+Response Api::cluster(const Request& req) const {
+  const auto live = node_.live_members();
+  json::array members;
+  for (const auto& name : node_.known_members()) {
+    const bool up = std::find(live.begin(), live.end(), name) != live.end();
+    members.push_back(json::object{{"name", name}, {"status", up ? "up" : "down"}});
+  }
+  return json_response(
+      req, http::status::ok,
+      json::object{
+          {"node", node_.name()}, {"address", node_.address()}, {"members", std::move(members)}});
+}
+
+asio::awaitable<Response> Api::metrics(const Request& req) {
+  std::string out;
+  metrics_.render(out);
+  auto sizing = store_.size();
+  const std::size_t links = co_await std::move(sizing);
+  out += "# HELP link_shortener_links Links visible on this node.\n";
+  out += "# TYPE link_shortener_links gauge\n";
+  out += fmt::format("link_shortener_links {}\n", links);
+
+  const NodeMetrics n = node_.metrics();
+  const auto counter = [&](std::string_view name, std::string_view help, std::uint64_t v,
+                           std::string_view type = "counter") {
+    out += fmt::format(
+        "# HELP deltacrdt_node_{0} {1}\n# TYPE deltacrdt_node_{0} {2}\n"
+        "deltacrdt_node_{0} {3}\n",
+        name, help, type, v);
+  };
+  counter("peers", "Linked peer nodes.", n.peers, "gauge");
+  counter("bytes_in_total", "Bytes received from peers.", n.bytes_in);
+  counter("bytes_out_total", "Bytes sent to peers.", n.bytes_out);
+  counter("frames_rejected_total", "Malformed frames received.", n.frames_rejected);
+  counter("frames_dropped_total", "Frames dropped on a full link queue.", n.frames_dropped);
+  counter("handshakes_failed_total", "Refused or timed-out handshakes.", n.handshakes_failed);
+  counter("reconnects_total", "Links re-established to known nodes.", n.reconnects);
+
+  // One family per metric, a line per replica (the exposition format wants families whole).
+  auto links_op = store_.links().metrics(asio::use_awaitable);
+  const SyncMetrics links_m = co_await std::move(links_op);
+  auto redirects_op = store_.redirects().metrics(asio::use_awaitable);
+  const SyncMetrics redirects_m = co_await std::move(redirects_op);
+  const auto replica = [&](std::string_view metric, std::string_view type,
+                           std::uint64_t SyncMetrics::*field) {
+    out += fmt::format("# TYPE deltacrdt_replica_{} {}\n", metric, type);
+    out += fmt::format("deltacrdt_replica_{}{{replica=\"links\"}} {}\n", metric, links_m.*field);
+    out += fmt::format("deltacrdt_replica_{}{{replica=\"redirects\"}} {}\n", metric,
+                       redirects_m.*field);
+  };
+  replica("deltas_sent_total", "counter", &SyncMetrics::deltas_sent);
+  replica("delta_bytes_sent_total", "counter", &SyncMetrics::delta_bytes_sent);
+  replica("deltas_received_total", "counter", &SyncMetrics::deltas_received);
+  replica("delta_bytes_received_total", "counter", &SyncMetrics::delta_bytes_received);
+  replica("redundant_bytes_removed_total", "counter", &SyncMetrics::redundant_bytes_removed);
+  replica("catchup_rounds_total", "counter", &SyncMetrics::catchup_rounds);
+  replica("catchups_completed_total", "counter", &SyncMetrics::catchups_completed);
+  replica("payloads_rejected_total", "counter", &SyncMetrics::payloads_rejected);
+  replica("storage_errors_total", "counter", &SyncMetrics::storage_errors);
+  replica("buffer_bytes", "gauge", &SyncMetrics::buffer_bytes);
+  replica("max_ack_lag", "gauge", &SyncMetrics::max_ack_lag);
+  Response res = text(req, http::status::ok, std::move(out));
+  res.set(http::field::content_type, "text/plain; version=0.0.4");
+  co_return res;
+}
+
+}  // namespace deltacrdt::shortener

@@ -1,0 +1,55 @@
+// Api: the link shortener's HTTP routes (docs/link-shortener.md) over a LinkStore.
+//
+//   POST /                    form url=...     -> 201, Location: http://<host>/<code>, body code
+//   GET  /<code>              -> 302 to the URL (counts a redirect), 404, or 300 if ambiguous
+//   GET  /<code>/aggregates   -> 200 "Redirects: <n>" (summed over the cluster)
+//   DELETE /<code>            -> 204 or 404
+//   POST /api/links {"url"}   -> 201 {"code","url","short_url"}
+//   GET  /api/links/<code>    -> 200 {"code","url","redirects"} (counts nothing)
+//   GET  /_health, /_cluster (JSON), /metrics (Prometheus text)
+//
+// Thread-safe: handle() runs concurrently for different connections. The store, node and
+// metrics must outlive the Api.
+#pragma once
+
+#include <string>
+
+#include "cluster/node.hpp"
+#include "examples/link_shortener/http_server.hpp"
+#include "examples/link_shortener/link_store.hpp"
+#include "examples/link_shortener/request_metrics.hpp"
+
+namespace deltacrdt::shortener {
+
+struct ApiOptions {
+  // When a shorten or delete returns (cluster/write_concern.hpp).
+  WriteConcern write_concern = WriteConcern::durable();
+  // host[:port] for short URLs when a request carries no usable Host header.
+  std::string public_host = "127.0.0.1:8080";
+};
+
+class Api {
+ public:
+  Api(LinkStore& store, Node& node, RequestMetrics& metrics, ApiOptions options)
+      : store_(store), node_(node), metrics_(metrics), options_(std::move(options)) {}
+
+  asio::awaitable<Response> handle(const Request& req);
+
+ private:
+  asio::awaitable<Response> route(const Request& req, std::string& route_name);
+  asio::awaitable<Response> shorten(const Request& req, const std::string& url, bool json);
+  asio::awaitable<Response> follow(const Request& req, const std::string& code);
+  asio::awaitable<Response> aggregates(const Request& req, const std::string& code);
+  asio::awaitable<Response> remove(const Request& req, const std::string& code);
+  asio::awaitable<Response> describe(const Request& req, const std::string& code);
+  asio::awaitable<Response> metrics(const Request& req);
+  Response cluster(const Request& req) const;
+  std::string short_url(const Request& req, const std::string& code) const;
+
+  LinkStore& store_;
+  Node& node_;
+  RequestMetrics& metrics_;
+  ApiOptions options_;
+};
+
+}  // namespace deltacrdt::shortener

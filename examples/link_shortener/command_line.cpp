@@ -1,0 +1,148 @@
+// parse_command_line (see command_line.hpp), on CLI11.
+#include "examples/link_shortener/command_line.hpp"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+
+#include <CLI/CLI.hpp>
+
+#include "cluster/node_options.hpp"
+
+namespace deltacrdt::shortener {
+
+namespace {
+
+// A CLI11 validator for host:port values, with parse_host_port's message.
+CLI::Validator host_port(const std::string& what) {
+  return CLI::Validator(
+      [what](std::string& value) -> std::string {
+        try {
+          parse_host_port(value, what);
+          return {};
+        } catch (const std::invalid_argument& e) {
+          return e.what();
+        }
+      },
+      "");
+}
+
+// The secret: the file's contents without a trailing newline, at least 16 bytes. A file
+// others can read is allowed (containers mount secrets in many ways) but warned about.
+std::string read_secret(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("--secret-file " + path + ": cannot be read");
+  std::ostringstream s;
+  s << in.rdbuf();
+  std::string secret = s.str();
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  if (secret.size() < 16) {
+    throw std::runtime_error("--secret-file " + path +
+                             ": the secret must have at least 16 bytes (e.g. `head -c 32 "
+                             "/dev/urandom | base64 > " +
+                             path + "`)");
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    std::fprintf(stderr, "link-shortener: warning: %s is readable by other users; chmod 600 it\n",
+                 path.c_str());
+  }
+  return secret;
+}
+
+}  // namespace
+
+std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* const* argv) {
+  ShortenerConfig c;
+  CLI::App app{
+      "link-shortener: a replicated link shortener. Every node serves the whole HTTP API and "
+      "replicates links and redirect counts to the other nodes of its cluster.",
+      "link-shortener"};
+  std::string secret_file, log_level = "info";
+  long long sync_ms = c.sync_interval.count(), timeout_ms = c.write_timeout.count();
+  app.add_option("--name", c.name, "Node name, unique in the cluster")->required();
+  app.add_option("--http", c.http, "HTTP API address (IP:PORT)")
+      ->type_name("HOST:PORT")
+      ->check(host_port("--http"))
+      ->capture_default_str();
+  app.add_option("--listen", c.listen, "Cluster port address (IP:PORT)")
+      ->type_name("HOST:PORT")
+      ->check(host_port("--listen"))
+      ->capture_default_str();
+  app.add_option("--advertise", c.advertise,
+                 "Address other nodes dial (HOST:PORT); default: the listen address")
+      ->type_name("HOST:PORT")
+      ->check(host_port("--advertise"));
+  app.add_option("--seeds", c.seeds, "Cluster addresses to dial at start (HOST:PORT,...)")
+      ->delimiter(',')
+      ->type_name("HOST:PORT")
+      ->check(host_port("--seeds"));
+  app.add_option("--data-dir", c.data_dir,
+                 "Existing directory for this node's write-ahead logs and snapshots")
+      ->required()
+      ->type_name("DIR")
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--secret-file", secret_file,
+                 "File holding the cluster secret (at least 16 bytes); required unless "
+                 "--insecure-dev")
+      ->type_name("FILE");
+  app.add_flag("--insecure-dev", c.insecure_dev,
+               "Use a well-known secret: anyone can join the cluster. Development only");
+  app.add_option("--sync-interval", sync_ms, "Anti-entropy period in milliseconds")
+      ->type_name("MS")
+      ->check(CLI::Range(1LL, 60000LL))
+      ->capture_default_str();
+  app.add_option("--write-concern", c.write_concern_name,
+                 "When a shorten or delete returns: local (in memory), durable (fsynced "
+                 "here), majority (also held by a majority of the live nodes)")
+      ->check(CLI::IsMember({"local", "durable", "majority"}))
+      ->capture_default_str();
+  app.add_option("--write-timeout", timeout_ms,
+                 "How long a majority write waits for the other nodes, in milliseconds")
+      ->type_name("MS")
+      ->check(CLI::Range(1LL, 600000LL))
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "debug, info, warn, error or off")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}))
+      ->capture_default_str();
+  app.add_option("--http-threads", c.http_threads, "Threads serving HTTP")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+    if (secret_file.empty() && !c.insecure_dev) {
+      throw CLI::ValidationError("--secret-file",
+                                 "a cluster secret is required: pass --secret-file FILE, or "
+                                 "--insecure-dev on a development machine");
+    }
+    if (!secret_file.empty() && c.insecure_dev) {
+      throw CLI::ValidationError("--insecure-dev",
+                                 "give --secret-file or --insecure-dev, not both");
+    }
+    c.secret = c.insecure_dev ? std::string(kInsecureDevSecret) : read_secret(secret_file);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // prints help (exit 0) or the error (exit non-zero)
+    return code == 0 ? 0 : 2;
+  } catch (const std::exception& e) {
+    std::cerr << "link-shortener: " << e.what() << "\n";
+    return 2;
+  }
+  c.sync_interval = std::chrono::milliseconds(sync_ms);
+  c.write_timeout = std::chrono::milliseconds(timeout_ms);
+  parse_log_level(log_level, c.log_level);
+  if (c.write_concern_name == "local") {
+    c.write_concern = WriteConcern::local();
+  } else if (c.write_concern_name == "majority") {
+    c.write_concern = WriteConcern::majority(c.write_timeout);
+  } else {
+    c.write_concern = WriteConcern::durable();
+  }
+  return c;
+}
+
+}  // namespace deltacrdt::shortener

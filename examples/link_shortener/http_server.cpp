@@ -1,0 +1,220 @@
+// HttpServer implementation (see http_server.hpp). Sessions register themselves so stop()
+// can close idle connections at once and busy ones after their response.
+#include "examples/link_shortener/http_server.hpp"
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+
+#include <boost/beast/core.hpp>
+
+#include "cluster/io_threads.hpp"
+#include "cluster/node_options.hpp"
+
+namespace deltacrdt::shortener {
+
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+struct HttpServer::Impl {
+  struct Session {
+    asio::strand<asio::any_io_executor> strand;
+    beast::tcp_stream* stream = nullptr;
+    bool busy = false;  // between a request read and its response written
+  };
+
+  HttpServerOptions options;
+  HttpHandler handler;
+  // Declared before everything bound to it; destroyed last.
+  IoThreads io;
+  // The acceptor lives on its own strand: accept_loop and stop() both touch it.
+  asio::strand<asio::io_context::executor_type> accept_strand{asio::make_strand(io.context())};
+  tcp::acceptor acceptor{accept_strand};
+  std::uint16_t port = 0;
+  std::mutex mu;
+  std::map<std::uint64_t, Session> sessions;  // guarded by mu
+  std::uint64_t next_session = 0;
+  bool stopping = false;  // guarded by mu
+  std::atomic<std::size_t> connections{0};
+
+  Impl(HttpServerOptions o, HttpHandler h)
+      : options(std::move(o)),
+        handler(std::move(h)),
+        io(std::max<std::size_t>(1, options.threads)) {}
+
+  asio::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      if (ec) {
+        // Out of descriptors or similar: back off briefly instead of spinning.
+        asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(50));
+        co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+        continue;
+      }
+      if (connections.load() >= options.max_connections) {
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
+      auto strand = asio::make_strand(io.executor());
+      asio::co_spawn(strand, session(std::move(socket), strand), asio::detached);
+    }
+  }
+
+  // Registers a session's stream; nullopt when the server is stopping.
+  std::optional<std::uint64_t> enter(asio::strand<asio::any_io_executor> strand,
+                                     beast::tcp_stream* stream) {
+    std::lock_guard lock(mu);
+    if (stopping) return std::nullopt;
+    sessions.emplace(next_session, Session{std::move(strand), stream, false});
+    return next_session++;
+  }
+  void leave(std::uint64_t id) {
+    std::lock_guard lock(mu);
+    sessions.erase(id);
+  }
+  // Marks a session busy (a request is being served); false when the server is stopping
+  // and the session should close instead.
+  bool set_busy(std::uint64_t id, bool busy) {
+    std::lock_guard lock(mu);
+    sessions.at(id).busy = busy;
+    return !stopping;
+  }
+
+  static unsigned status_for_read_error(const boost::system::error_code& ec) {
+    if (ec == http::error::body_limit) return 413;
+    if (ec == http::error::header_limit) return 431;
+    return 400;
+  }
+
+  asio::awaitable<void> session(tcp::socket socket, asio::strand<asio::any_io_executor> strand) {
+    ++connections;
+    beast::tcp_stream stream(std::move(socket));
+    const auto id = enter(strand, &stream);
+    if (id) {
+      try {
+        co_await serve(stream, *id);
+      } catch (const std::exception&) {
+        // A connection-level failure (e.g. allocation); other connections are unaffected.
+      }
+      leave(*id);
+    }
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream.socket().close(ignored);
+    --connections;
+  }
+
+  asio::awaitable<void> serve(beast::tcp_stream& stream, std::uint64_t id) {
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
+      parser.body_limit(options.max_body_bytes);
+      stream.expires_after(options.timeout);
+      auto [ec, n] =
+          co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+      (void)n;
+      if (ec) {
+        // A request the parser refused gets a short answer; a closed, reset or timed-out
+        // connection gets none.
+        if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
+            ec != http::error::end_of_stream && ec != http::error::partial_message) {
+          Response res{static_cast<http::status>(status_for_read_error(ec)), 11};
+          res.set(http::field::content_type, "text/plain");
+          res.set(http::field::connection, "close");
+          res.body() = "bad request: " + ec.message() + "\n";
+          res.prepare_payload();
+          stream.expires_after(options.timeout);
+          co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+        }
+        co_return;
+      }
+      if (!set_busy(id, true)) co_return;
+      const Request& req = parser.get();
+      Response res;
+      try {
+        res = co_await handler(req);
+      } catch (const std::exception& e) {
+        res = Response{http::status::internal_server_error, req.version()};
+        res.set(http::field::content_type, "text/plain");
+        res.body() = std::string("internal error: ") + e.what() + "\n";
+      }
+      res.version(req.version());
+      const bool keep_alive = req.keep_alive() && set_busy(id, false);
+      res.keep_alive(keep_alive);
+      res.prepare_payload();
+      stream.expires_after(options.timeout);
+      auto [wec, wn] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+      (void)wn;
+      if (wec || !keep_alive) co_return;
+    }
+  }
+
+  void stop() {
+    {
+      std::lock_guard lock(mu);
+      if (stopping) return;
+      stopping = true;
+    }
+    asio::post(acceptor.get_executor(), [this] {
+      boost::system::error_code ignored;
+      acceptor.close(ignored);
+    });
+    // Idle connections close now; busy ones after their response (set_busy refuses).
+    close_sessions(/*busy_too=*/false);
+    const auto until = std::chrono::steady_clock::now() + options.drain;
+    while (connections.load() > 0 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    close_sessions(/*busy_too=*/true);
+    const auto hard = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    while (connections.load() > 0 && std::chrono::steady_clock::now() < hard) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    io.join();
+  }
+
+  void close_sessions(bool busy_too) {
+    std::lock_guard lock(mu);
+    for (auto& [id, s] : sessions) {
+      if (s.busy && !busy_too) continue;
+      // On the session's strand, and only if it is still registered: the session leaves
+      // the registry on that strand before its stream is destroyed.
+      asio::post(s.strand, [this, id = id] {
+        std::lock_guard inner(mu);
+        if (const auto it = sessions.find(id); it != sessions.end()) it->second.stream->cancel();
+      });
+    }
+  }
+};
+
+HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler)
+    : impl_(std::make_shared<Impl>(std::move(options), std::move(handler))) {
+  const HostPort listen = parse_host_port(impl_->options.listen, "http");
+  boost::system::error_code ec;
+  const auto ip = asio::ip::make_address(listen.host, ec);
+  if (ec) {
+    throw std::invalid_argument("http address '" + impl_->options.listen +
+                                "': host must be an IP address");
+  }
+  const tcp::endpoint ep(ip, listen.port);
+  impl_->acceptor.open(ep.protocol());
+  impl_->acceptor.set_option(tcp::acceptor::reuse_address(true));
+  impl_->acceptor.bind(ep);
+  impl_->acceptor.listen();
+  impl_->port = impl_->acceptor.local_endpoint().port();
+  asio::co_spawn(impl_->accept_strand, impl_->accept_loop(), asio::detached);
+}
+
+HttpServer::~HttpServer() { stop(); }
+
+std::uint16_t HttpServer::port() const { return impl_->port; }
+
+void HttpServer::stop() { impl_->stop(); }
+
+}  // namespace deltacrdt::shortener

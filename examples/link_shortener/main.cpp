@@ -1,0 +1,84 @@
+// link-shortener: one node of the replicated link shortener (docs/link-shortener.md).
+// Runs until SIGINT or SIGTERM, then lets in-flight requests finish, says goodbye to the
+// other nodes and exits 0.
+#include <csignal>
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <variant>
+
+#include "cluster/node.hpp"
+#include "examples/link_shortener/api.hpp"
+#include "examples/link_shortener/command_line.hpp"
+#include "examples/link_shortener/http_server.hpp"
+#include "examples/link_shortener/link_store.hpp"
+
+using namespace deltacrdt;
+using namespace deltacrdt::shortener;
+
+int main(int argc, char** argv) {
+  auto parsed = parse_command_line(argc, argv);
+  if (const int* exit_code = std::get_if<int>(&parsed)) return *exit_code;
+  const ShortenerConfig& config = std::get<ShortenerConfig>(parsed);
+
+  // Signals are blocked in every thread (the node's and the server's inherit the mask);
+  // the main thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  if (config.insecure_dev) {
+    std::fprintf(stderr,
+                 "link-shortener: WARNING: --insecure-dev uses a secret published in the source "
+                 "code.\nlink-shortener: WARNING: anyone who can reach %s can join this cluster "
+                 "and read or change every link. Never use it beyond a development machine.\n",
+                 config.listen.c_str());
+  }
+  auto logger = std::make_shared<Logger>(config.log_level);
+  std::unique_ptr<Node> node;
+  std::unique_ptr<LinkStore> store;
+  std::unique_ptr<HttpServer> server;
+  RequestMetrics metrics;
+  std::unique_ptr<Api> api;
+  try {
+    NodeOptions o;
+    o.name = config.name;
+    o.listen = config.listen;
+    o.advertise = config.advertise;
+    o.cluster = "link-shortener";
+    o.secret = config.secret;
+    o.seeds = config.seeds;
+    o.data_dir = config.data_dir;
+    o.fsync = FsyncPolicy::batched;
+    o.logger = logger;
+    node = std::make_unique<Node>(o);
+    ReplicaOptions ro;
+    ro.sync.sync_interval = config.sync_interval;
+    store = std::make_unique<LinkStore>(*node, ro);
+    api = std::make_unique<Api>(*store, *node, metrics,
+                                ApiOptions{config.write_concern, config.http});
+    HttpServerOptions ho;
+    ho.listen = config.http;
+    ho.threads = config.http_threads;
+    server = std::make_unique<HttpServer>(
+        ho, [a = api.get()](const Request& req) { return a->handle(req); });
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "link-shortener: cannot start: %s\n", e.what());
+    return 1;
+  }
+  logger->log(
+      LogLevel::info, "http_listening",
+      {{"node", config.name}, {"http", config.http}, {"write_concern", config.write_concern_name}});
+  std::printf("link-shortener %s: http %s, cluster %s\n", config.name.c_str(), config.http.c_str(),
+              node->address().c_str());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  logger->log(LogLevel::info, "shutting_down", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  server->stop();  // in-flight requests finish first (bounded)
+  node->stop();    // goodbyes on every link; replicas flushed and closed
+  return 0;
+}
