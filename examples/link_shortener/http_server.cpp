@@ -3,6 +3,7 @@
 #include "examples/link_shortener/http_server.hpp"
 
 #include <atomic>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -40,10 +41,8 @@ struct HttpServer::Impl {
   bool stopping = false;  // guarded by mu
   std::atomic<std::size_t> connections{0};
 
-  Impl(HttpServerOptions o, HttpHandler h)
-      : options(std::move(o)),
-        handler(std::move(h)),
-        io(std::max<std::size_t>(1, options.threads)) {}
+  explicit Impl(HttpServerOptions o)
+      : options(std::move(o)), io(std::max<std::size_t>(1, options.threads)) {}
 
   asio::awaitable<void> accept_loop() {
     for (;;) {
@@ -193,8 +192,8 @@ struct HttpServer::Impl {
   }
 };
 
-HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler)
-    : impl_(std::make_shared<Impl>(std::move(options), std::move(handler))) {
+HttpServer::HttpServer(HttpServerOptions options)
+    : impl_(std::make_shared<Impl>(std::move(options))) {
   const HostPort listen = parse_host_port(impl_->options.listen, "http");
   boost::system::error_code ec;
   const auto ip = asio::ip::make_address(listen.host, ec);
@@ -208,7 +207,20 @@ HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler)
   impl_->acceptor.bind(ep);
   impl_->acceptor.listen();
   impl_->port = impl_->acceptor.local_endpoint().port();
-  asio::co_spawn(impl_->accept_strand, impl_->accept_loop(), asio::detached);
+}
+
+void HttpServer::start(HttpHandler handler) {
+  impl_->handler = std::move(handler);
+  // The loop handles every error as a value; an exception escaping it (a bug) is reported
+  // rather than silently ending the service.
+  asio::co_spawn(impl_->accept_strand, impl_->accept_loop(), [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      std::fprintf(stderr, "http server: accept loop failed: %s\n", x.what());
+    }
+  });
 }
 
 HttpServer::~HttpServer() { stop(); }

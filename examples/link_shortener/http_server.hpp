@@ -3,9 +3,10 @@
 // and bodies and a deadline, so malformed requests, oversized ones and slow clients cost
 // one connection, never the server. Keep-alive is honoured.
 //
-// Thread-safe: construct, then the handler runs on the server's threads (concurrently for
-// different connections). stop() (also run by the destructor) stops accepting, lets
-// in-flight requests finish for up to `drain`, closes the rest and joins the threads.
+// Thread-safe: construct (binds), start(handler); the handler then runs on the server's
+// threads, concurrently for different connections. stop() (also run by the destructor) stops
+// accepting, lets in-flight requests finish for up to `drain`, closes the rest and joins the
+// threads.
 #pragma once
 
 #include <chrono>
@@ -46,14 +47,17 @@ using HttpHandler = std::function<asio::awaitable<Response>(const Request&)>;
 
 class HttpServer {
  public:
-  // Binds and starts serving; throws std::invalid_argument or a system_error (address in
-  // use, permission) when the address cannot be bound.
-  HttpServer(HttpServerOptions options, HttpHandler handler);
+  // Binds; throws std::invalid_argument or a system_error (address in use, permission) when
+  // the address cannot be bound. Connections wait in the backlog until start().
+  explicit HttpServer(HttpServerOptions options);
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
   ~HttpServer();
 
+  // The bound port (useful after listening on port 0).
   std::uint16_t port() const;
+  // Starts accepting; call once.
+  void start(HttpHandler handler);
   void stop();
 
  private:

@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<HttpServer> server;
   RequestMetrics metrics;
   std::unique_ptr<Api> api;
+  std::string http_address;
   try {
     NodeOptions o;
     o.name = config.name;
@@ -57,21 +58,25 @@ int main(int argc, char** argv) {
     ReplicaOptions ro;
     ro.sync.sync_interval = config.sync_interval;
     store = std::make_unique<LinkStore>(*node, ro);
-    api = std::make_unique<Api>(*store, *node, metrics,
-                                ApiOptions{config.write_concern, config.http});
     HttpServerOptions ho;
     ho.listen = config.http;
     ho.threads = config.http_threads;
-    server = std::make_unique<HttpServer>(
-        ho, [a = api.get()](const Request& req) { return a->handle(req); });
+    server = std::make_unique<HttpServer>(ho);
+    // Short URLs name the bound port (it may have been 0 on the command line).
+    http_address = parse_host_port(config.http, "http").host + ":" + std::to_string(server->port());
+    api = std::make_unique<Api>(*store, *node, metrics,
+                                ApiOptions{config.write_concern, http_address});
+    server->start([a = api.get()](const Request& req) { return a->handle(req); });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "link-shortener: cannot start: %s\n", e.what());
     return 1;
   }
-  logger->log(
-      LogLevel::info, "http_listening",
-      {{"node", config.name}, {"http", config.http}, {"write_concern", config.write_concern_name}});
-  std::printf("link-shortener %s: http %s, cluster %s\n", config.name.c_str(), config.http.c_str(),
+  logger->log(LogLevel::info, "http_listening",
+              {{"node", config.name},
+               {"http", http_address},
+               {"write_concern", config.write_concern_name}});
+  // One line on stdout once serving: scripts and tests wait for it.
+  std::printf("link-shortener %s: http %s, cluster %s\n", config.name.c_str(), http_address.c_str(),
               node->address().c_str());
   std::fflush(stdout);
 

@@ -1,0 +1,358 @@
+// link-shortener processes on 127.0.0.1, driven over HTTP: links and redirect counts
+// replicate across a 3-node cluster, survive a partition (TCP proxies cut), SIGKILL and an
+// empty data directory; bad input gets 4xx and changes nothing; the command line refuses
+// bad values. Bounded in time; every child process is killed and reaped by its handle.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/child_process.hpp"
+#include "tests/http_client.hpp"
+#include "tests/tcp_proxy.hpp"
+
+using namespace std::chrono_literals;
+using deltacrdt::testing::ChildProcess;
+using deltacrdt::testing::http_exchange;
+using deltacrdt::testing::http_request;
+using deltacrdt::testing::HttpReply;
+using deltacrdt::testing::parse_reply;
+using deltacrdt::testing::TcpProxy;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* shortener_path() {
+  const char* p = std::getenv("DELTACRDT_LINK_SHORTENER");
+  REQUIRE_MESSAGE(p != nullptr, "DELTACRDT_LINK_SHORTENER must name the link-shortener program");
+  return p;
+}
+
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 20s) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (done()) return true;
+    std::this_thread::sleep_for(25ms);
+  }
+  return done();
+}
+
+std::uint16_t free_port() {
+  deltacrdt::asio::io_context io;
+  deltacrdt::asio::ip::tcp::acceptor probe(io, {deltacrdt::asio::ip::make_address("127.0.0.1"), 0});
+  return probe.local_endpoint().port();
+}
+
+// A scratch directory with a secret file; removed at the end.
+struct Scratch {
+  fs::path root;
+  fs::path secret;
+  Scratch() {
+    root = fs::temp_directory_path() /
+           ("deltacrdt-shortener-" + std::to_string(::getpid()) + "-" + std::to_string(next()++));
+    fs::remove_all(root);
+    fs::create_directories(root);
+    secret = root / "secret";
+    std::ofstream(secret) << "a-cluster-secret-for-tests-0123456789\n";
+    ::chmod(secret.c_str(), 0600);
+  }
+  ~Scratch() { fs::remove_all(root); }
+  fs::path dir(const std::string& name) const {
+    fs::create_directories(root / name);
+    return root / name;
+  }
+  static int& next() {
+    static int n = 0;
+    return n;
+  }
+};
+
+// One link-shortener process; waits for its ready line.
+struct Shortener {
+  std::unique_ptr<ChildProcess> child;
+  std::uint16_t http = 0;
+  std::string cluster;
+
+  Shortener(const std::string& name, const fs::path& data_dir, const fs::path& secret,
+            const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv{shortener_path(),
+                                  "--name",
+                                  name,
+                                  "--http",
+                                  "127.0.0.1:0",
+                                  "--data-dir",
+                                  data_dir.string(),
+                                  "--secret-file",
+                                  secret.string(),
+                                  "--sync-interval",
+                                  "50",
+                                  "--log-level",
+                                  "warn"};
+    bool has_listen = false;
+    for (const auto& e : extra) has_listen = has_listen || e == "--listen";
+    if (!has_listen) argv.insert(argv.end(), {"--listen", "127.0.0.1:0"});
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    child = std::make_unique<ChildProcess>(argv);
+    const auto line = child->read_line(15s);
+    REQUIRE_MESSAGE(line.has_value(), "link-shortener did not start");
+    const std::string marker = ": http 127.0.0.1:";
+    const auto at = line->find(marker);
+    REQUIRE_MESSAGE(at != std::string::npos, *line);
+    http = static_cast<std::uint16_t>(std::stoi(line->substr(at + marker.size())));
+    cluster = line->substr(line->find("cluster ") + 8);
+  }
+
+  HttpReply get(const std::string& target) { return http_request(http, "GET", target); }
+  HttpReply del(const std::string& target) { return http_request(http, "DELETE", target); }
+  HttpReply post_form(const std::string& body) {
+    return http_request(http, "POST", "/", body, "application/x-www-form-urlencoded");
+  }
+  std::string shorten(const std::string& url) {
+    const HttpReply r = post_form("url=" + url);
+    REQUIRE_MESSAGE(r.status == 201, r.status, " ", r.body);
+    CHECK(r.header("location") == "http://127.0.0.1:" + std::to_string(http) + "/" + r.body);
+    return r.body;
+  }
+  // Whether code resolves to url here, without counting a redirect.
+  bool knows(const std::string& code, const std::string& url) {
+    const HttpReply r = get("/api/links/" + code);
+    return r.status == 200 && r.body.find("\"url\":\"" + url + "\"") != std::string::npos;
+  }
+  std::string aggregates(const std::string& code) { return get("/" + code + "/aggregates").body; }
+  long links() {
+    const std::string body = get("/metrics").body;
+    const std::string key = "\nlink_shortener_links ";
+    const auto at = body.find(key);
+    return at == std::string::npos ? -1 : std::stol(body.substr(at + key.size()));
+  }
+  int live_members() {
+    const std::string body = get("/_cluster").body;
+    int n = 0;
+    for (std::size_t at = 0; (at = body.find("\"status\":\"up\"", at)) != std::string::npos; ++at) {
+      ++n;
+    }
+    return n;
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("examples.link_shortener.process") {
+  TEST_CASE("a link created on any node redirects on every node; counts add up cluster-wide") {
+    Scratch s;
+    Shortener n1("n1", s.dir("n1"), s.secret);
+    Shortener n2("n2", s.dir("n2"), s.secret, {"--seeds", n1.cluster});
+    Shortener n3("n3", s.dir("n3"), s.secret, {"--seeds", n1.cluster});
+    REQUIRE(eventually([&] { return n3.live_members() == 2 && n2.live_members() == 2; }));
+
+    const std::string url = "https://example.com/docs?page=1";
+    const std::string code = n1.shorten("https%3A%2F%2Fexample.com%2Fdocs%3Fpage%3D1");
+    for (Shortener* n : {&n2, &n3}) CHECK(eventually([&] { return n->knows(code, url); }));
+    const HttpReply redirect = n3.get("/" + code);
+    CHECK(redirect.status == 302);
+    CHECK(redirect.header("location") == url);
+    CHECK(redirect.body == url);
+    // The same URL shortened elsewhere gets the same code.
+    CHECK(n3.shorten(url) == code);
+
+    // 1 (above) + 2 + 3 + 1 redirects on three nodes.
+    for (int i = 0; i < 2; ++i) CHECK(n1.get("/" + code).status == 302);
+    for (int i = 0; i < 3; ++i) CHECK(n2.get("/" + code).status == 302);
+    CHECK(n1.get("/" + code).status == 302);
+    for (Shortener* n : {&n1, &n2, &n3}) {
+      CHECK(eventually([&] { return n->aggregates(code) == "Redirects: 7"; }));
+    }
+    CHECK(n2.get("/api/links/" + code).body.find("\"redirects\":7") != std::string::npos);
+
+    // JSON API on one node, read on another.
+    const HttpReply created = http_request(
+        n2.http, "POST", "/api/links", R"({"url":"https://json.example/x"})", "application/json");
+    REQUIRE(created.status == 201);
+    const auto code_at = created.body.find("\"code\":\"") + 8;
+    const std::string json_code =
+        created.body.substr(code_at, created.body.find('"', code_at) - code_at);
+    CHECK(created.body.find("\"short_url\":\"http://127.0.0.1:" + std::to_string(n2.http) + "/" +
+                            json_code + "\"") != std::string::npos);
+    CHECK(eventually([&] { return n1.knows(json_code, "https://json.example/x"); }));
+
+    // A delete on one node removes the link everywhere.
+    CHECK(n2.del("/" + code).status == 204);
+    for (Shortener* n : {&n1, &n2, &n3}) {
+      CHECK(eventually([&] { return n->get("/api/links/" + code).status == 404; }));
+    }
+    CHECK(n3.get("/" + code).status == 404);
+    CHECK(n1.links() == 1);
+  }
+
+  TEST_CASE("during a partition every side shortens and counts; after healing all agree") {
+    Scratch s;
+    const std::uint16_t p1 = free_port(), p2 = free_port(), p3 = free_port();
+    TcpProxy to1(p1), to2(p2), to3(p3);
+    const auto listen = [](std::uint16_t p) { return "127.0.0.1:" + std::to_string(p); };
+    Shortener n1("n1", s.dir("n1"), s.secret,
+                 {"--listen", listen(p1), "--advertise", to1.address()});
+    Shortener n2("n2", s.dir("n2"), s.secret,
+                 {"--listen", listen(p2), "--advertise", to2.address(), "--seeds", to1.address()});
+    Shortener n3("n3", s.dir("n3"), s.secret,
+                 {"--listen", listen(p3), "--advertise", to3.address(), "--seeds", to1.address()});
+    REQUIRE(eventually([&] {
+      return n1.live_members() == 2 && n2.live_members() == 2 && n3.live_members() == 2;
+    }));
+    const std::string shared = n1.shorten("https://shared.example/");
+    for (Shortener* n : {&n2, &n3}) {
+      REQUIRE(eventually([&] { return n->knows(shared, "https://shared.example/"); }));
+    }
+
+    // Every link crosses a proxy: cutting all three leaves each node alone.
+    to1.cut();
+    to2.cut();
+    to3.cut();
+    REQUIRE(eventually([&] {
+      return n1.live_members() == 0 && n2.live_members() == 0 && n3.live_members() == 0;
+    }));
+    const std::string c1 = n1.shorten("https://one.example/");
+    const std::string c2 = n2.shorten("https://two.example/");
+    const std::string c3 = n3.shorten("https://three.example/");
+    for (int i = 0; i < 2; ++i) CHECK(n1.get("/" + shared).status == 302);
+    for (int i = 0; i < 2; ++i) CHECK(n2.get("/" + shared).status == 302);
+    CHECK(n3.get("/" + shared).status == 302);
+    CHECK(n1.aggregates(shared) == "Redirects: 2");
+    CHECK(n3.aggregates(shared) == "Redirects: 1");
+    CHECK(n1.get("/" + c2).status == 404);  // not yet: n2 is unreachable
+
+    to1.restore();
+    to2.restore();
+    to3.restore();
+    for (Shortener* n : {&n1, &n2, &n3}) {
+      CHECK(eventually([&] { return n->links() == 4; }, 30s));
+      CHECK(eventually([&] { return n->aggregates(shared) == "Redirects: 5"; }));
+      CHECK(n->knows(c1, "https://one.example/"));
+      CHECK(n->knows(c2, "https://two.example/"));
+      CHECK(n->knows(c3, "https://three.example/"));
+    }
+  }
+
+  TEST_CASE("acknowledged links survive SIGKILL; a node with an empty directory catches up") {
+    Scratch s;
+    std::vector<std::string> codes;
+    {
+      Shortener alone("n2", s.dir("n2"), s.secret);
+      for (int i = 0; i < 40; ++i)
+        codes.push_back(alone.shorten("https://kill.example/" + std::to_string(i)));
+      alone.child->signal(SIGKILL);  // right after the last 201
+      CHECK(alone.child->wait(5s).value_or(0) == 128 + SIGKILL);
+    }
+    Shortener restarted("n2", s.dir("n2"), s.secret);
+    for (int i = 0; i < 40; ++i) {
+      CHECK(restarted.knows(codes[static_cast<std::size_t>(i)],
+                            "https://kill.example/" + std::to_string(i)));
+    }
+    CHECK(restarted.links() == 40);
+
+    // A new node with an empty data directory, writing with the majority concern: it
+    // catches up everything, and its own writes are held by n2 when they return.
+    Shortener fresh("n3", s.dir("n3"), s.secret,
+                    {"--seeds", restarted.cluster, "--write-concern", "majority"});
+    CHECK(eventually([&] { return fresh.links() == 40; }));
+    CHECK(eventually([&] { return fresh.live_members() == 1; }));
+    const std::string code = fresh.shorten("https://majority.example/");
+    CHECK(restarted.knows(code, "https://majority.example/"));
+  }
+
+  TEST_CASE("invalid urls and malformed requests get 4xx and change nothing") {
+    Scratch s;
+    Shortener n("n1", s.dir("n1"), s.secret);
+    const auto status_of_form = [&](const std::string& body) { return n.post_form(body).status; };
+    CHECK(status_of_form("") == 422);
+    CHECK(status_of_form("other=1") == 422);
+    CHECK(status_of_form("url=ftp%3A%2F%2Fexample.com") == 422);
+    CHECK(status_of_form("url=example.com") == 422);
+    CHECK(status_of_form("url=https%3A%2F%2Fa.com%2F" + std::string(2040, 'x')) == 422);
+    CHECK(status_of_form("url=https%3A%2F%2Fa.com%2F%0D%0ASet-Cookie%3A+x") == 422);
+    CHECK(status_of_form("url=https%3A%2F%2Fa.com%2F%zz") == 422);
+    const auto status_of_json = [&](const std::string& body) {
+      return http_request(n.http, "POST", "/api/links", body, "application/json").status;
+    };
+    CHECK(status_of_json("not json") == 422);
+    CHECK(status_of_json(R"(["https://a.com"])") == 422);
+    CHECK(status_of_json(R"({"url": 5})") == 422);
+    CHECK(status_of_json(R"({"url": "mailto:x@y.z"})") == 422);
+    const HttpReply unknown = n.get("/Abc123");
+    CHECK(unknown.status == 404);
+    CHECK(n.get("/not-a-code!").status == 404);
+    CHECK(n.get("/Abc123/aggregates").status == 404);
+    CHECK(n.get("/api/links/Abc123").status == 404);
+    CHECK(n.del("/Abc123").status == 404);
+    CHECK(http_request(n.http, "PUT", "/", "url=https%3A%2F%2Fa.com").status == 405);
+    CHECK(http_request(n.http, "GET", "/").status == 405);
+
+    // Malformed HTTP: garbage, an oversized header, an oversized body.
+    CHECK(parse_reply(http_exchange(n.http, "GARBAGE\r\n\r\n")).status == 400);
+    CHECK(parse_reply(http_exchange(n.http, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " +
+                                                std::string(20000, 'a') + "\r\n\r\n"))
+              .status == 431);
+    CHECK(parse_reply(http_exchange(n.http,
+                                    "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                                    "100000\r\n\r\nurl=https"))
+              .status == 413);
+    // A client that sends half a request and stalls does not hold up anyone else.
+    std::thread stalled([&] { (void)http_exchange(n.http, "GET /_health HTTP/1.1\r\nHo", 1500); });
+    std::this_thread::sleep_for(100ms);
+    CHECK(n.get("/_health").status == 200);
+    stalled.join();
+
+    CHECK(n.links() == 0);
+    const std::string metrics = n.get("/metrics").body;
+    CHECK(metrics.find("link_shortener_requests_total{route=\"shorten\",status=\"422\"} 7") !=
+          std::string::npos);
+    // And it still works.
+    const std::string code = n.shorten("https%3A%2F%2Fok.example%2F");
+    CHECK(n.get("/" + code).header("location") == "https://ok.example/");
+    CHECK(n.links() == 1);
+  }
+
+  TEST_CASE("the command line refuses bad values with exit 2; SIGTERM exits 0") {
+    Scratch s;
+    const auto run = [&](std::vector<std::string> args) {
+      args.insert(args.begin(), shortener_path());
+      ChildProcess p(args);
+      std::string out;
+      while (auto line = p.read_line(5s)) out += *line + "\n";
+      return std::pair{p.wait(10s).value_or(-1), out};
+    };
+    const std::string dir = s.dir("n").string(), secret = s.secret.string();
+    const auto [help_code, help] = run({"--help"});
+    CHECK(help_code == 0);
+    CHECK(help.find("--write-concern") != std::string::npos);
+    CHECK(run({"--name", "n", "--data-dir", dir}).first == 2);  // no secret
+    CHECK(
+        run({"--name", "n", "--data-dir", (s.root / "missing").string(), "--insecure-dev"}).first ==
+        2);
+    CHECK(run({"--name", "n", "--data-dir", dir, "--secret-file", secret, "--http", "1.2.3.4"})
+              .first == 2);
+    CHECK(run({"--name", "n", "--data-dir", dir, "--secret-file", secret, "--write-concern", "all"})
+              .first == 2);
+    CHECK(run({"--name", "n", "--data-dir", dir, "--secret-file", secret, "--sync-interval", "0"})
+              .first == 2);
+    std::ofstream(s.root / "short") << "tiny\n";
+    CHECK(run({"--name", "n", "--data-dir", dir, "--secret-file", (s.root / "short").string()})
+              .first == 2);
+    CHECK(
+        run({"--name", "n", "--data-dir", dir, "--insecure-dev", "--secret-file", secret}).first ==
+        2);
+
+    Shortener n("n", s.dir("n"), s.secret);
+    CHECK(n.get("/_health").status == 200);
+    n.child->signal(SIGTERM);
+    CHECK(n.child->wait(10s) == std::optional<int>(0));
+  }
+}

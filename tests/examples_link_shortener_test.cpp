@@ -1,0 +1,150 @@
+// The link shortener's parts in process: short codes, URL and form rules, and the API over
+// two real nodes when different URLs meet on one code concurrently.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <functional>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "cluster/io_threads.hpp"
+#include "examples/link_shortener/api.hpp"
+#include "examples/link_shortener/codes.hpp"
+#include "tests/tcp_proxy.hpp"
+
+using namespace deltacrdt;
+using namespace deltacrdt::shortener;
+using namespace std::chrono_literals;
+
+namespace {
+
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (done()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return done();
+}
+
+}  // namespace
+
+TEST_SUITE("examples.link_shortener") {
+  TEST_CASE("short codes are 8 base62 digits, a pure function of url and attempt") {
+    const std::string url = "https://example.com/some/page?q=1";
+    const std::string code = short_code(url);
+    CHECK(code.size() == kCodeLength);
+    CHECK(looks_like_code(code));
+    CHECK(short_code(url) == code);
+    CHECK(short_code(url, 0) == code);
+    std::set<std::string> attempts;
+    for (unsigned a = 0; a < kMaxCodeAttempts; ++a) attempts.insert(short_code(url, a));
+    CHECK(attempts.size() == kMaxCodeAttempts);
+    std::set<std::string> codes;
+    for (int i = 0; i < 10000; ++i) codes.insert(short_code("https://e.org/" + std::to_string(i)));
+    CHECK(codes.size() == 10000);
+  }
+
+  TEST_CASE("only absolute http and https urls without controls, up to 2048 bytes, pass") {
+    CHECK_FALSE(url_problem("https://example.com").has_value());
+    CHECK_FALSE(url_problem("HTTP://Example.com/a?b=c#d").has_value());
+    CHECK_FALSE(url_problem("http://user@host:8080/x").has_value());
+    CHECK(url_problem("").value() == "url is empty");
+    CHECK(url_problem("ftp://example.com").has_value());
+    CHECK(url_problem("example.com").has_value());
+    CHECK(url_problem("javascript:alert(1)").has_value());
+    CHECK(url_problem("https://").has_value());
+    CHECK(url_problem("https:///path").has_value());
+    CHECK(url_problem("https://:80/").has_value());
+    CHECK(url_problem("https://a b.com").has_value());
+    CHECK(url_problem("https://a.com/\r\nSet-Cookie: x").has_value());
+    CHECK(url_problem(std::string("https://a.com/\0", 15)).has_value());
+    CHECK(url_problem("https://a.com/\x7f").has_value());
+    const std::string longest = "https://a.com/" + std::string(kMaxUrlBytes - 14, 'x');
+    CHECK_FALSE(url_problem(longest).has_value());
+    CHECK(url_problem(longest + "x").has_value());
+  }
+
+  TEST_CASE("form fields decode + and percent escapes, and refuse broken escapes") {
+    CHECK(form_field("url=https%3A%2F%2Fa.com%2Fx%3Fy%3D1", "url") == "https://a.com/x?y=1");
+    CHECK(form_field("a=1&url=x+y&url=second", "url") == "x y");
+    CHECK_FALSE(form_field("a=1&b=2", "url").has_value());
+    CHECK(form_field("url", "url") == "");
+    bool malformed = false;
+    CHECK_FALSE(form_field("url=%4", "url", &malformed).has_value());
+    CHECK(malformed);
+    malformed = false;
+    CHECK_FALSE(form_field("url=%zz", "url", &malformed).has_value());
+    CHECK(malformed);
+    CHECK_FALSE(looks_like_code(""));
+    CHECK_FALSE(looks_like_code("abc/def"));
+    CHECK_FALSE(looks_like_code("aaaaaaaaaaaaaaaaa"));
+    CHECK(looks_like_code("Zz09"));
+  }
+
+  // Two nodes, not yet linked, give one code to different URLs; once linked, the code is
+  // reported as ambiguous (300) instead of silently leading to one of them, a shorten of
+  // either URL moves to its next code, and a delete clears the code.
+  TEST_CASE("different urls written to one code concurrently are reported, never merged") {
+    IoThreads io(1);
+    NodeOptions oa;
+    oa.name = "a";
+    oa.secret = "a-test-secret-0123456789";
+    oa.logger = std::make_shared<Logger>(LogLevel::warn);
+    oa.reconnect_min = 20ms;
+    oa.reconnect_max = 100ms;
+    Node a(oa);
+    testing::TcpProxy to_a(a.port());
+    to_a.cut();
+    NodeOptions ob = oa;
+    ob.name = "b";
+    ob.seeds = {to_a.address()};
+    Node b(ob);
+    LinkStore store_a(a, {}), store_b(b, {});
+    RequestMetrics metrics;
+    Api api(store_a, a, metrics, ApiOptions{WriteConcern::local(), "127.0.0.1:1"});
+    const auto call = [&](http::verb method, const std::string& target, std::string body = "") {
+      Request req{method, target, 11};
+      req.set(http::field::host, "short.test");
+      req.body() = std::move(body);
+      req.prepare_payload();
+      return asio::co_spawn(io.context(), api.handle(req), asio::use_future).get();
+    };
+
+    const std::string one = "https://one.example/", two = "https://two.example/";
+    const std::string code = short_code(one);
+    (void)store_a.links().put(code, one).get();
+    (void)store_b.links().put(code, two).get();
+    to_a.restore();
+    REQUIRE(eventually([&] {
+      return store_a.links()
+                 .read([&](const Links& m) {
+                   int slots = 0;
+                   m.for_each_slot(code, [&](const Links::Slot&) { ++slots; });
+                   return slots;
+                 })
+                 .get() == 2;
+    }));
+
+    const Response ambiguous = call(http::verb::get, "/" + code);
+    CHECK(ambiguous.result() == http::status::multiple_choices);
+    CHECK(ambiguous.body().find(one) != std::string::npos);
+    CHECK(ambiguous.body().find(two) != std::string::npos);
+    CHECK(ambiguous[http::field::location].empty());
+
+    // Shortening either URL again takes its next code and leaves the ambiguous one alone.
+    const Response again = call(http::verb::post, "/", "url=" + one);
+    CHECK(again.result() == http::status::created);
+    CHECK(again.body() == short_code(one, 1));
+    CHECK(again[http::field::location] == "http://short.test/" + short_code(one, 1));
+    CHECK(call(http::verb::get, "/" + code).result() == http::status::multiple_choices);
+    const Response json = call(http::verb::get, "/api/links/" + code);
+    CHECK(json.body().find("conflicting_urls") != std::string::npos);
+
+    CHECK(call(http::verb::delete_, "/" + code).result() == http::status::no_content);
+    CHECK(call(http::verb::get, "/" + code).result() == http::status::not_found);
+    CHECK(call(http::verb::get, "/" + short_code(one, 1)).result() == http::status::found);
+    CHECK(eventually([&] { return !store_b.links().get(code).get().has_value(); }));
+  }
+}
