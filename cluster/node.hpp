@@ -46,6 +46,7 @@ class Node {
         io_(std::make_unique<IoThreads>(std::max<std::size_t>(1, options_.threads))),
         acceptor_(std::make_unique<asio::ip::tcp::acceptor>(io_->context())),
         maintenance_(std::make_unique<asio::steady_timer>(io_->context())) {
+    if (options_.tls.enabled()) tls_ = transport::make_tls_context(options_.tls);
     const HostPort listen = parse_host_port(options_.listen, "listen");
     const asio::ip::tcp::endpoint ep(asio::ip::make_address(listen.host), listen.port);
     acceptor_->open(ep.protocol());
@@ -296,7 +297,7 @@ class Node {
       if (stopped_) co_return;
       auto link = transport::Link::create(std::move(socket), transport::Handshake::Role::server,
                                           handshake_config(), options_.link, handlers(std::nullopt),
-                                          counters_);
+                                          counters_, tls_);
       pending_.emplace(link.get(), link);
       link->start();
     }
@@ -390,9 +391,9 @@ class Node {
       dial_failed(address);
       co_return;
     }
-    auto link =
-        transport::Link::create(std::move(socket), transport::Handshake::Role::client,
-                                handshake_config(), options_.link, handlers(address), counters_);
+    auto link = transport::Link::create(std::move(socket), transport::Handshake::Role::client,
+                                        handshake_config(), options_.link, handlers(address),
+                                        counters_, tls_);
     pending_.emplace(link.get(), link);
     link->start();
   }
@@ -582,6 +583,7 @@ class Node {
   std::shared_ptr<Logger> log_;
   const std::uint64_t incarnation_;
   std::mt19937_64 rng_;
+  std::shared_ptr<asio::ssl::context> tls_;  // null: plain TCP links
   std::unique_ptr<IoThreads> io_;
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   std::unique_ptr<asio::steady_timer> maintenance_;

@@ -13,6 +13,7 @@
 #include "cluster/log.hpp"
 #include "cluster/storage.hpp"
 #include "transport/link.hpp"
+#include "transport/tls.hpp"
 
 namespace deltacrdt {
 
@@ -31,6 +32,9 @@ struct NodeOptions {
   std::chrono::milliseconds dns_interval{5000};
   std::size_t threads = 2;      // I/O threads (links and hosted replicas)
   transport::LinkOptions link;  // frame bound, queue bound, heartbeats, timeouts
+  // TLS on every link (transport/tls.hpp): set all three files, or none for plain TCP.
+  // Every node of a cluster must agree: a TLS node and a plain one refuse each other.
+  transport::TlsOptions tls;
   // Redialing a lost or unreachable member: reconnect_min * 2^failures, capped at
   // reconnect_max, with jitter (x 0.5-1.0); forever.
   std::chrono::milliseconds reconnect_min{100};

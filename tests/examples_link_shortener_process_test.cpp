@@ -350,6 +350,10 @@ TEST_SUITE("examples.link_shortener.process") {
         run({"--name", "n", "--data-dir", dir, "--insecure-dev", "--secret-file", secret}).first ==
         2);
 
+    // TLS needs all three files.
+    CHECK(run({"--name", "n", "--data-dir", dir, "--secret-file", secret, "--tls-cert", secret})
+              .first == 2);
+
     Shortener n("n", s.dir("n"), s.secret);
     CHECK(n.get("/_health").status == 200);
     n.child->signal(SIGTERM);

@@ -28,6 +28,64 @@ bool eventually(const std::function<bool()>& done, std::chrono::milliseconds lim
   return done();
 }
 
+std::uint16_t free_port() {
+  asio::io_context io;
+  asio::ip::tcp::acceptor probe(io, {asio::ip::make_address("127.0.0.1"), 0});
+  return probe.local_endpoint().port();
+}
+
+// Two nodes, each behind a TCP proxy it advertises, so that every link between them
+// crosses both proxies and cutting them partitions the pair. Each has a LinkStore and an
+// Api (write concern local: no data directories here). Starts partitioned.
+struct TwoNodes {
+  IoThreads io{1};
+  std::uint16_t port_a = free_port(), port_b = free_port();
+  testing::TcpProxy to_a{port_a}, to_b{port_b};
+  std::unique_ptr<Node> a, b;
+  std::unique_ptr<LinkStore> store_a, store_b;
+  RequestMetrics metrics;
+  std::unique_ptr<Api> api_a, api_b;
+
+  TwoNodes() {
+    cut();
+    NodeOptions o;
+    o.secret = "a-test-secret-0123456789";
+    o.logger = std::make_shared<Logger>(LogLevel::warn);
+    o.reconnect_min = 20ms;
+    o.reconnect_max = 100ms;
+    o.name = "a";
+    o.listen = "127.0.0.1:" + std::to_string(port_a);
+    o.advertise = to_a.address();
+    a = std::make_unique<Node>(o);
+    o.name = "b";
+    o.listen = "127.0.0.1:" + std::to_string(port_b);
+    o.advertise = to_b.address();
+    o.seeds = {to_a.address()};
+    b = std::make_unique<Node>(o);
+    store_a = std::make_unique<LinkStore>(*a, ReplicaOptions{});
+    store_b = std::make_unique<LinkStore>(*b, ReplicaOptions{});
+    api_a = std::make_unique<Api>(*store_a, *a, metrics, ApiOptions{WriteConcern::local(), "x"});
+    api_b = std::make_unique<Api>(*store_b, *b, metrics, ApiOptions{WriteConcern::local(), "x"});
+  }
+  void cut() {
+    to_a.cut();
+    to_b.cut();
+  }
+  void heal() {
+    to_a.restore();
+    to_b.restore();
+  }
+  bool linked() { return a->live_members().size() == 1 && b->live_members().size() == 1; }
+
+  Response call(Api& api, http::verb method, const std::string& target, std::string body = "") {
+    Request req{method, target, 11};
+    req.set(http::field::host, "short.test");
+    req.body() = std::move(body);
+    req.prepare_payload();
+    return asio::co_spawn(io.context(), api.handle(req), asio::use_future).get();
+  }
+};
+
 }  // namespace
 
 TEST_SUITE("examples.link_shortener") {
@@ -87,36 +145,17 @@ TEST_SUITE("examples.link_shortener") {
   // reported as ambiguous (300) instead of silently leading to one of them, a shorten of
   // either URL moves to its next code, and a delete clears the code.
   TEST_CASE("different urls written to one code concurrently are reported, never merged") {
-    IoThreads io(1);
-    NodeOptions oa;
-    oa.name = "a";
-    oa.secret = "a-test-secret-0123456789";
-    oa.logger = std::make_shared<Logger>(LogLevel::warn);
-    oa.reconnect_min = 20ms;
-    oa.reconnect_max = 100ms;
-    Node a(oa);
-    testing::TcpProxy to_a(a.port());
-    to_a.cut();
-    NodeOptions ob = oa;
-    ob.name = "b";
-    ob.seeds = {to_a.address()};
-    Node b(ob);
-    LinkStore store_a(a, {}), store_b(b, {});
-    RequestMetrics metrics;
-    Api api(store_a, a, metrics, ApiOptions{WriteConcern::local(), "127.0.0.1:1"});
+    TwoNodes n;
+    LinkStore& store_a = *n.store_a;
+    LinkStore& store_b = *n.store_b;
     const auto call = [&](http::verb method, const std::string& target, std::string body = "") {
-      Request req{method, target, 11};
-      req.set(http::field::host, "short.test");
-      req.body() = std::move(body);
-      req.prepare_payload();
-      return asio::co_spawn(io.context(), api.handle(req), asio::use_future).get();
+      return n.call(*n.api_a, method, target, std::move(body));
     };
-
     const std::string one = "https://one.example/", two = "https://two.example/";
     const std::string code = short_code(one);
     (void)store_a.links().put(code, one).get();
     (void)store_b.links().put(code, two).get();
-    to_a.restore();
+    n.heal();
     REQUIRE(eventually([&] {
       return store_a.links()
                  .read([&](const Links& m) {
@@ -146,5 +185,29 @@ TEST_SUITE("examples.link_shortener") {
     CHECK(call(http::verb::get, "/" + code).result() == http::status::not_found);
     CHECK(call(http::verb::get, "/" + short_code(one, 1)).result() == http::status::found);
     CHECK(eventually([&] { return !store_b.links().get(code).get().has_value(); }));
+  }
+
+  TEST_CASE("a re-shorten concurrent with a delete of the same url wins (add-wins)") {
+    TwoNodes n;
+    n.heal();
+    REQUIRE(eventually([&] { return n.linked(); }));
+    const std::string url = "https://add-wins.example/";
+    const Response created = n.call(*n.api_a, http::verb::post, "/", "url=" + url);
+    REQUIRE(created.result() == http::status::created);
+    const std::string code = created.body();
+    REQUIRE(eventually([&] { return n.store_b->links().get(code).get() == url; }));
+
+    n.cut();
+    REQUIRE(eventually([&] { return n.a->live_members().empty() && n.b->live_members().empty(); }));
+    CHECK(n.call(*n.api_a, http::verb::delete_, "/" + code).result() == http::status::no_content);
+    CHECK(n.call(*n.api_a, http::verb::get, "/" + code).result() == http::status::not_found);
+    const Response again = n.call(*n.api_b, http::verb::post, "/", "url=" + url);
+    CHECK(again.result() == http::status::created);
+    CHECK(again.body() == code);
+
+    n.heal();
+    CHECK(eventually([&] { return n.store_a->links().get(code).get() == url; }));
+    CHECK(n.call(*n.api_a, http::verb::get, "/" + code).result() == http::status::found);
+    CHECK(n.store_b->links().get(code).get() == url);
   }
 }

@@ -1,6 +1,7 @@
 // Link: one authenticated TCP connection between two nodes (docs/wire-format.md).
 //
-// It runs the handshake (transport/handshake.hpp), then carries frames both ways. One writer
+// It runs the handshake (transport/handshake.hpp), inside TLS when a TLS context is given
+// (transport/tls.hpp), then carries frames both ways. One writer
 // per socket: frames are queued and written in order by a single coroutine; the queue is
 // bounded in bytes, and a frame that would pass the bound is dropped and counted (callers
 // send only what can be resent: replication retransmits). Heartbeats keep an idle link
@@ -18,13 +19,16 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "transport/asio.hpp"
 #include "transport/frame.hpp"
 #include "transport/handshake.hpp"
+#include "transport/tls.hpp"
 
 namespace deltacrdt::transport {
 
@@ -58,11 +62,14 @@ class Link : public std::enable_shared_from_this<Link> {
     std::function<void(const Ptr&, const std::string& reason, bool was_up)> on_down;
   };
 
-  // `socket` must be open (accepted or connected) and bound to a strand executor.
+  // `socket` must be open (accepted or connected) and bound to a strand executor. With
+  // `tls`, the link speaks TLS (the dialer as TLS client) before anything else; the context
+  // must outlive the link.
   static Ptr create(asio::ip::tcp::socket socket, Handshake::Role role, HandshakeConfig config,
-                    LinkOptions options, Handlers handlers, LinkCounters& counters) {
+                    LinkOptions options, Handlers handlers, LinkCounters& counters,
+                    std::shared_ptr<asio::ssl::context> tls = nullptr) {
     return Ptr(new Link(std::move(socket), role, std::move(config), options, std::move(handlers),
-                        counters));
+                        counters, std::move(tls)));
   }
 
   void start() {
@@ -109,9 +116,11 @@ class Link : public std::enable_shared_from_this<Link> {
 
  private:
   Link(asio::ip::tcp::socket socket, Handshake::Role role, HandshakeConfig config,
-       LinkOptions options, Handlers handlers, LinkCounters& counters)
+       LinkOptions options, Handlers handlers, LinkCounters& counters,
+       std::shared_ptr<asio::ssl::context> tls)
       : strand_(socket.get_executor()),
         socket_(std::move(socket)),
+        tls_context_(std::move(tls)),
         role_(role),
         handshake_(role, std::move(config)),
         options_(options),
@@ -124,19 +133,45 @@ class Link : public std::enable_shared_from_this<Link> {
     const auto ep = socket_.remote_endpoint(ec);
     remote_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
     socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+    if (tls_context_) tls_.emplace(std::move(socket_), *tls_context_);
     wake_.expires_at(std::chrono::steady_clock::time_point::max());
   }
+
+  // The TCP socket, inside the TLS stream or not.
+  asio::ip::tcp::socket& tcp() { return tls_ ? tls_->next_layer() : socket_; }
 
   using Clock = std::chrono::steady_clock;
 
   asio::awaitable<void> reader() {
     last_rx_ = Clock::now();
     started_ = last_rx_;
+    if (tls_) {
+      // Bounded by the watchdog's handshake_timeout like the rest of the handshake. The
+      // writer waits for it (wire_ready_) before writing anything.
+      auto [ec] = co_await tls_->async_handshake(role_ == Handshake::Role::client
+                                                     ? asio::ssl::stream_base::client
+                                                     : asio::ssl::stream_base::server,
+                                                 asio::as_tuple(asio::use_awaitable));
+      if (ec) {
+        counters_.handshakes_failed.fetch_add(1);
+        shutdown("tls handshake: " + ec.message());
+        co_return;
+      }
+    }
+    wire_ready_ = true;
     if (std::string hello = handshake_.start(); !hello.empty()) enqueue(std::move(hello));
+    wake_.cancel();
     std::vector<char> buf(64 * 1024);
     while (!closed_.load()) {
-      auto [ec, n] =
-          co_await socket_.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+      boost::system::error_code ec;
+      std::size_t n = 0;
+      if (tls_) {
+        std::tie(ec, n) =
+            co_await tls_->async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+      } else {
+        std::tie(ec, n) = co_await socket_.async_read_some(asio::buffer(buf),
+                                                           asio::as_tuple(asio::use_awaitable));
+      }
       if (ec) {
         shutdown(ec == asio::error::eof ? "closed by peer" : "read: " + ec.message());
         co_return;
@@ -203,7 +238,7 @@ class Link : public std::enable_shared_from_this<Link> {
   asio::awaitable<void> writer() {
     std::string batch;
     while (!closed_.load()) {
-      if (queue_.empty()) {
+      if (queue_.empty() || !wire_ready_) {
         if (closing_) {
           shutdown(close_reason_);
           co_return;
@@ -219,8 +254,15 @@ class Link : public std::enable_shared_from_this<Link> {
         queue_.pop_front();
         ++frames;
       }
-      auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(batch),
-                                                asio::as_tuple(asio::use_awaitable));
+      boost::system::error_code ec;
+      std::size_t n = 0;
+      if (tls_) {
+        std::tie(ec, n) = co_await asio::async_write(*tls_, asio::buffer(batch),
+                                                     asio::as_tuple(asio::use_awaitable));
+      } else {
+        std::tie(ec, n) = co_await asio::async_write(socket_, asio::buffer(batch),
+                                                     asio::as_tuple(asio::use_awaitable));
+      }
       if (ec) {
         shutdown("write: " + ec.message());
         co_return;
@@ -252,9 +294,11 @@ class Link : public std::enable_shared_from_this<Link> {
 
   void shutdown(const std::string& reason) {
     if (closed_.exchange(true)) return;
+    // No TLS close_notify: the goodbye frame already ended the conversation, and a peer
+    // that gets no further bytes treats the closed connection like any other.
     boost::system::error_code ec;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
+    tcp().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    tcp().close(ec);
     wake_.cancel();
     tick_.cancel();
     queue_.clear();
@@ -264,7 +308,10 @@ class Link : public std::enable_shared_from_this<Link> {
   }
 
   asio::any_io_executor strand_;
-  asio::ip::tcp::socket socket_;
+  asio::ip::tcp::socket socket_;  // moved into tls_ when the link speaks TLS
+  std::shared_ptr<asio::ssl::context> tls_context_;
+  std::optional<asio::ssl::stream<asio::ip::tcp::socket>> tls_;
+  bool wire_ready_ = false;  // TLS handshake done (or no TLS): the writer may write
   Handshake::Role role_;
   Handshake handshake_;
   LinkOptions options_;

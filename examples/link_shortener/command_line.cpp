@@ -113,8 +113,24 @@ std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* cons
   app.add_option("--http-threads", c.http_threads, "Threads serving HTTP")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  app.add_option("--tls-cert", c.tls.certificate_chain,
+                 "PEM certificate chain of this node: cluster links use TLS (with --tls-key "
+                 "and --tls-ca)")
+      ->type_name("FILE")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", c.tls.private_key, "PEM private key of --tls-cert")
+      ->type_name("FILE")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-ca", c.tls.ca, "PEM CA certificate(s) that sign the cluster's nodes")
+      ->type_name("FILE")
+      ->check(CLI::ExistingFile);
   try {
     app.parse(argc, argv);
+    if (c.tls.enabled() &&
+        (c.tls.certificate_chain.empty() || c.tls.private_key.empty() || c.tls.ca.empty())) {
+      throw CLI::ValidationError("--tls-cert",
+                                 "TLS needs --tls-cert, --tls-key and --tls-ca together");
+    }
     if (secret_file.empty() && !c.insecure_dev) {
       throw CLI::ValidationError("--secret-file",
                                  "a cluster secret is required: pass --secret-file FILE, or "

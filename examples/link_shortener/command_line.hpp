@@ -9,6 +9,7 @@
 
 #include "cluster/log.hpp"
 #include "cluster/write_concern.hpp"
+#include "transport/tls.hpp"
 
 namespace deltacrdt::shortener {
 
@@ -27,6 +28,7 @@ struct ShortenerConfig {
   std::chrono::milliseconds write_timeout{5000};
   LogLevel log_level = LogLevel::info;
   std::size_t http_threads = 2;
+  transport::TlsOptions tls;  // cluster links over TLS when all three files are given
 };
 
 // The secret --insecure-dev uses. It is in the source code, so it protects nothing.

@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
     o.secret = config.secret;
     o.seeds = config.seeds;
     o.data_dir = config.data_dir;
+    o.tls = config.tls;
     o.fsync = FsyncPolicy::batched;
     o.logger = logger;
     node = std::make_unique<Node>(o);
