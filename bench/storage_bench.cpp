@@ -2,13 +2,16 @@
 // system temp directory:
 //  - puts/s of a Replica<AWLWWMap> with a FileStorage, per fsync policy, with 1 and 16
 //    concurrent writers, each put completing under the durable write concern;
-//  - for 1M keys: a synchronous snapshot (encode + write + fsync + rename) and the strand
-//    pause of a background one (the encoding), disk bytes per key,
-//    and restart time (open the store, decode the snapshot, replay the log).
+//  - for 1M keys: a synchronous snapshot (encode + write + fsync + rename), disk bytes per
+//    key, and restart time (open the store, decode the snapshot, replay the log);
+//  - the pause writers see while a replica of 1M keys snapshots in the background, with
+//    the snapshot rebuilt off the strand (the default) and encoded on it.
 // Prints Markdown.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <random>
@@ -74,6 +77,67 @@ double durable_puts(FsyncPolicy policy, int writers, double seconds) {
   return static_cast<double>(done.load()) / seconds_since(start);
 }
 
+// A replica holding n keys (recovered from a store) with one writer putting as fast as it
+// can until a background snapshot has started and finished; returns the put latencies
+// while it ran and the snapshot's duration.
+struct PauseResult {
+  double max_ms = 0, p999_ms = 0, p50_ms = 0, snapshot_s = 0;
+  std::size_t puts = 0;
+};
+// With `baseline`, no snapshot is taken and the puts run for `baseline_puts`.
+PauseResult snapshot_pause(std::size_t n, bool off_strand, std::size_t baseline_puts = 0) {
+  TempDir dir;
+  {
+    Map state;
+    const std::string value(32, 'v');
+    for (std::size_t i = 0; i < n; ++i) (void)state.put(1, key(i), value, HlcTimestamp{i + 1});
+    FileStorage s(dir.path, FsyncPolicy::never, 1);
+    if (!s.snapshot(n, encode(state))) std::abort();
+  }
+  auto storage = std::make_shared<FileStorage>(dir.path, FsyncPolicy::never, 1);
+  auto recovered = recover_state<Map>(storage->recovered());
+  IoThreads io(2);
+  LocalTransport net;
+  ReplicaOptions options;
+  options.storage = storage;
+  options.sync.snapshot_off_strand = off_strand;
+  options.sync.snapshot_log_bytes =
+      baseline_puts > 0 ? ~std::uint64_t{0} : 4 * 1024 * 1024;  // about 25k puts of log
+  Replica<Map> r(io.executor(), 1, net, options, std::move(recovered->first), recovered->second);
+  const auto snapshot_time = [&] { return fs::last_write_time(dir.path / "snapshot"); };
+  const auto first = snapshot_time();
+  std::vector<double> latencies;
+  const std::string value(32, 'w');
+  const auto start = Clock::now();
+  auto written = Clock::time_point{};
+  // Until a new snapshot file appears, then as long again (the whole pause is inside).
+  for (std::size_t i = 0;; ++i) {
+    const auto t0 = Clock::now();
+    (void)r.put(key(i % n), value).get();
+    latencies.push_back(seconds_since(t0) * 1000);
+    if (baseline_puts > 0) {
+      if (latencies.size() == baseline_puts) break;
+      continue;
+    }
+    if ((i & 255) == 0) {
+      if (written == Clock::time_point{} && snapshot_time() != first) written = Clock::now();
+      if (written != Clock::time_point{} &&
+          Clock::now() - written > std::chrono::milliseconds(500)) {
+        break;
+      }
+      if (seconds_since(start) > 120) std::abort();
+    }
+  }
+  PauseResult out;
+  out.puts = latencies.size();
+  out.snapshot_s = std::chrono::duration<double>(written - start).count();
+  std::sort(latencies.begin(), latencies.end());
+  out.max_ms = latencies.back();
+  out.p999_ms = latencies[latencies.size() * 999 / 1000];
+  out.p50_ms = latencies[latencies.size() / 2];
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -98,20 +162,17 @@ int main(int argc, char** argv) {
     (void)state.put(1, key(i), value, HlcTimestamp{i + 1});
     ++seq;
   }
-  double pause = 0;
+  double sync_snapshot = 0;
   {
     FileStorage s(dir.path, FsyncPolicy::batched, 1);
     const auto t0 = Clock::now();
     const std::string bytes = encode(state);
     const double encode_s = seconds_since(t0);
     if (!s.snapshot(seq, bytes)) return 1;
-    pause = seconds_since(t0);
+    sync_snapshot = seconds_since(t0);
     std::printf(
         "| synchronous snapshot at %zu keys (encode %.3f s + write, fsync, rename) | %.3f s |\n",
-        n - logged, encode_s, pause);
-    // A Replica's strand waits only for the encoding; writing and fsyncing run on a thread.
-    std::printf("| strand pause of a background snapshot at %zu keys (the encoding) | %.3f s |\n",
-                n - logged, encode_s);
+        n - logged, encode_s, sync_snapshot);
     for (std::size_t i = n - logged; i < n; ++i) {
       Map d = state.put(1, key(i), value, HlcTimestamp{i + 1});
       ++seq;
@@ -131,5 +192,21 @@ int main(int argc, char** argv) {
   if (!recovered || recovered->first.size() != n) return 1;
   std::printf("| restart with %zu keys (snapshot of %zu + log of %zu) | %.3f s |\n", n, n - logged,
               logged, restart);
+  std::size_t puts = 0;
+  for (const bool off_strand : {true, false}) {
+    const PauseResult p = snapshot_pause(n, off_strand);
+    puts = std::max(puts, p.puts);
+    std::printf(
+        "| put latency while a replica of %zu keys snapshots, %s: max / p99.9 / p50 | %.1f / "
+        "%.2f / %.3f ms (%zu puts; snapshot written after %.2f s) |\n",
+        n, off_strand ? "rebuilt off the strand (default)" : "encoded on the strand", p.max_ms,
+        p.p999_ms, p.p50_ms, p.puts, p.snapshot_s);
+    std::fflush(stdout);
+  }
+  const PauseResult b = snapshot_pause(n, true, puts);
+  std::printf(
+      "| put latency, same replica without a snapshot (baseline): max / p99.9 / p50 | %.1f "
+      "/ %.2f / %.3f ms (%zu puts) |\n",
+      b.max_ms, b.p999_ms, b.p50_ms, b.puts);
   return 0;
 }

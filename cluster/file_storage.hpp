@@ -4,11 +4,13 @@
 //   snapshot     the newest snapshot of the whole state, replaced atomically
 //   wal          the deltas logged since that snapshot, one checksummed record each
 //
+//   wal.next     while a snapshot is taken: the deltas logged since it began
+//
 // Snapshots are written to a temporary file, fsynced and renamed over the old one (and the
-// directory fsynced); the log is then replaced by an empty one. Recovery loads the
-// snapshot, replays the log and stops at the first torn or corrupt record (a crash
-// mid-write), cutting the log there so appends continue from a clean end. POSIX I/O; not
-// thread-safe (one owner).
+// directory fsynced); `wal.next` then replaces `wal`. Recovery loads the snapshot, replays
+// the log (and `wal.next`, when a crash came mid-snapshot) and stops at the first torn or
+// corrupt record (a crash mid-write), cutting the log there so appends continue from a
+// clean end. POSIX I/O; not thread-safe (one owner).
 #pragma once
 
 #include <fcntl.h>
@@ -127,6 +129,61 @@ inline bool write_atomically(const std::filesystem::path& dir, const std::string
   return true;
 }
 
+// The snapshot file of replica `id`: fills r.snapshot and r.snapshot_seq (left empty when
+// there is no file). Throws StorageError when the file is damaged.
+inline void read_snapshot(const std::filesystem::path& path, ReplicaId id, Recovered& r) {
+  if (!std::filesystem::exists(path)) return;
+  const std::string b = read_file(path);
+  const auto bad = [&](const char* why) { return StorageError(path.string() + ": " + why); };
+  if (b.size() < kSnapshotHeaderBytes + 8 || b.compare(0, 4, "DCSN") != 0) {
+    throw bad("not a snapshot");
+  }
+  if (get(b, 4, 2) != kFormatVersion) throw bad("unknown format version");
+  if (!sealed(b)) throw bad("checksum mismatch (damaged)");
+  if (get(b, 8, 8) != id) throw bad("belongs to another replica id");
+  const std::uint64_t len = get(b, 24, 8);
+  if (len != b.size() - kSnapshotHeaderBytes - 8) throw bad("length mismatch");
+  r.snapshot_seq = get(b, 16, 8);
+  r.snapshot = b.substr(kSnapshotHeaderBytes, static_cast<std::size_t>(len));
+}
+
+// Where a scan of log bytes stopped.
+struct LogScan {
+  bool header_ok = false;
+  std::size_t good = 0;            // bytes up to the end of the last valid record
+  std::uint64_t record_bytes = 0;  // bytes of the records kept (those not in the snapshot)
+};
+
+// Appends to r.deltas the records of log bytes `b` that the snapshot in `r` does not hold,
+// stopping at the first torn or corrupt record.
+inline LogScan scan_log(std::string_view b, ReplicaId id, Recovered& r) {
+  LogScan out;
+  out.header_ok = b.size() >= kWalHeaderBytes && b.compare(0, 4, "DCWL") == 0 &&
+                  get(b, 4, 2) == kFormatVersion && sealed(b.substr(0, kWalHeaderBytes)) &&
+                  get(b, 8, 8) == id;
+  if (!out.header_ok) return out;
+  std::size_t good = kWalHeaderBytes;
+  std::uint64_t last = 0;
+  bool any = false;
+  while (b.size() - good >= kRecordOverhead) {
+    const std::uint64_t len = get(b, good, 4);
+    if (len > kMaxRecordBytes || b.size() - good < kRecordOverhead + len) break;
+    const std::string_view rec(b.data() + good, kRecordOverhead + len);
+    if (!sealed(rec)) break;
+    const std::uint64_t seq = get(b, good + 4, 8);
+    if (any && seq < last) break;  // c never decreases along the log
+    any = true;
+    last = seq;
+    if (seq >= r.snapshot_seq) {  // older records are in the snapshot
+      r.deltas.push_back({seq, std::string(rec.substr(12, len))});
+      out.record_bytes += rec.size();
+    }
+    good += rec.size();
+  }
+  out.good = good;
+  return out;
+}
+
 }  // namespace storage_detail
 
 class FileStorage final : public Storage {
@@ -204,15 +261,44 @@ class FileStorage final : public Storage {
     return {};
   }
 
+  // The log is rotated: appends go to a fresh `wal.next` from here on, so the old `wal`
+  // holds exactly what the snapshot adds to the previous one and is never copied on the
+  // owner's thread. finish_snapshot renames `wal.next` over it.
   Result<SnapshotWriter> begin_snapshot(std::uint64_t seq) override {
+    namespace sd = storage_detail;
     if (snapshotting_ || seq < next_seq_) return Errc::corrupt;  // it must hold every delta
+    if (two_logs_) {
+      // A finished snapshot whose `wal.next` could not be renamed yet: retry. (A failed
+      // snapshot whose records could not be moved back leaves two logs that only a restart
+      // merges; no snapshot runs until then.)
+      if (!next_log_renamable_)
+        return boost::system::errc::make_error_code(boost::system::errc::io_error);
+      if (::rename((dir_ / "wal.next").c_str(), (dir_ / "wal").c_str()) != 0) {
+        return sd::last_error();
+      }
+      sd::fsync_dir(dir_);
+      two_logs_ = false;
+    }
+    // Appends to the old log that a durable write may still be waiting for reach the disk
+    // before the writes move on to the new file (sync() only covers the current one).
+    if (dirty_ && policy_ != FsyncPolicy::never && ::fdatasync(wal_fd_) != 0) {
+      return sd::last_error();
+    }
+    // Durable (file and directory entry) before any append can be acknowledged in it.
+    if (!sd::write_atomically(dir_, "wal.next", wal_header(seq))) return sd::last_error();
+    const int next = ::open((dir_ / "wal.next").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (next < 0) return sd::last_error();
+    ::close(wal_fd_);
+    wal_fd_ = next;
+    dirty_ = false;
     snapshotting_ = true;
     snapshot_seq_ = seq;
-    snapshot_log_offset_ = wal_size_;  // records before this are in the snapshot
+    snapshot_log_offset_ = wal_size_;  // the whole old log
+    wal_size_ = sd::kWalHeaderBytes;
+    log_bytes_ = 0;
     // The writer touches only the snapshot files, so it may run while appends continue.
     return SnapshotWriter(
         [dir = dir_, id = recovered_.id, seq](std::string_view state) -> Result<void> {
-          namespace sd = storage_detail;
           std::string bytes = sd::header("DCSN", id, seq);
           detail::append_le64(bytes, state.size());
           bytes.append(state);
@@ -222,31 +308,74 @@ class FileStorage final : public Storage {
         });
   }
 
-  // The snapshot is durable: the log is rewritten to hold only what was appended since
-  // begin_snapshot (usually little). A crash before the rename leaves the whole old log, whose
-  // older records recovery skips.
+  // The snapshot is durable: `wal.next` (what came after it) replaces the old log. If it
+  // failed, the new records are appended to the old log instead, which then holds
+  // everything since the previous snapshot again (rare, so the copy is acceptable). A crash
+  // at any point leaves files that recovery reads correctly (see FileStorage()).
   void finish_snapshot(bool written) override {
     namespace sd = storage_detail;
+    if (!snapshotting_) return;
     snapshotting_ = false;
-    if (!written) return;
-    std::string tail(wal_size_ - snapshot_log_offset_, '\0');
-    const int fd = ::open((dir_ / "wal").c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;  // the old log stays; recovery skips what the snapshot holds
-    const ssize_t n =
-        ::pread(fd, tail.data(), tail.size(), static_cast<off_t>(snapshot_log_offset_));
+    // Until the files are one log again, appends continue in wal.next and a restart merges
+    // the two (merge_next_log).
+    two_logs_ = true;
+    next_log_renamable_ = written;
+    if (written) {
+      if (::rename((dir_ / "wal.next").c_str(), (dir_ / "wal").c_str()) == 0) {
+        sd::fsync_dir(dir_);
+        two_logs_ = false;
+      }
+      return;
+    }
+    std::string tail(wal_size_ - sd::kWalHeaderBytes, '\0');
+    const int fd = ::open((dir_ / "wal.next").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    const ssize_t n = ::pread(fd, tail.data(), tail.size(), sd::kWalHeaderBytes);
     ::close(fd);
     if (n != static_cast<ssize_t>(tail.size())) return;
-    if (!sd::write_atomically(dir_, "wal", wal_header(snapshot_seq_) + tail)) return;
-    const int fresh = ::open((dir_ / "wal").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (fresh < 0) return;
+    const int old = ::open((dir_ / "wal").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (old < 0) return;
+    if (!sd::write_all(old, tail) || ::fdatasync(old) != 0) {
+      ::close(old);
+      return;
+    }
+    two_logs_ = false;
     ::close(wal_fd_);
-    wal_fd_ = fresh;
-    wal_size_ = sd::kWalHeaderBytes + tail.size();
-    log_bytes_ = tail.size();
-    dirty_ = false;  // write_atomically fsynced it
+    wal_fd_ = old;
+    wal_size_ = snapshot_log_offset_ + tail.size();
+    log_bytes_ = wal_size_ - sd::kWalHeaderBytes;
+    ::unlink((dir_ / "wal.next").c_str());
+    dirty_ = false;
   }
 
   std::uint64_t log_bytes() const override { return log_bytes_; }
+
+  // The snapshot being taken holds the old snapshot plus the log records appended before
+  // begin_snapshot: both are read back from the files, which appends (past that offset)
+  // and finish_snapshot (after the writer) leave alone meanwhile.
+  SnapshotBasis snapshot_basis() override {
+    if (!snapshotting_) return {};
+    return [dir = dir_, id = recovered_.id, limit = snapshot_log_offset_]() -> Result<Recovered> {
+      namespace sd = storage_detail;
+      Recovered r;
+      r.id = id;
+      try {
+        sd::read_snapshot(dir / "snapshot", id, r);
+      } catch (const StorageError&) {
+        return Errc::corrupt;
+      }
+      std::string log(static_cast<std::size_t>(limit), '\0');
+      const int fd = ::open((dir / "wal").c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return sd::last_error();
+      const ssize_t n = ::pread(fd, log.data(), log.size(), 0);
+      ::close(fd);
+      if (n != static_cast<ssize_t>(log.size())) return Errc::corrupt;
+      const sd::LogScan scan = sd::scan_log(log, id, r);
+      // Every record before the offset was whole when it was appended.
+      if (!scan.header_ok || scan.good != log.size()) return Errc::corrupt;
+      return r;
+    };
+  }
 
  private:
   std::string wal_header(std::uint64_t base) const {
@@ -256,22 +385,7 @@ class FileStorage final : public Storage {
   }
 
   void load_snapshot() {
-    namespace sd = storage_detail;
-    if (!std::filesystem::exists(dir_ / "snapshot")) return;
-    const std::string b = sd::read_file(dir_ / "snapshot");
-    const auto bad = [&](const char* why) {
-      return StorageError((dir_ / "snapshot").string() + ": " + why);
-    };
-    if (b.size() < sd::kSnapshotHeaderBytes + 8 || b.compare(0, 4, "DCSN") != 0) {
-      throw bad("not a snapshot");
-    }
-    if (sd::get(b, 4, 2) != sd::kFormatVersion) throw bad("unknown format version");
-    if (!sd::sealed(b)) throw bad("checksum mismatch (damaged)");
-    if (sd::get(b, 8, 8) != recovered_.id) throw bad("belongs to another replica id");
-    const std::uint64_t len = sd::get(b, 24, 8);
-    if (len != b.size() - sd::kSnapshotHeaderBytes - 8) throw bad("length mismatch");
-    recovered_.snapshot_seq = sd::get(b, 16, 8);
-    recovered_.snapshot = b.substr(sd::kSnapshotHeaderBytes, static_cast<std::size_t>(len));
+    storage_detail::read_snapshot(dir_ / "snapshot", recovered_.id, recovered_);
   }
 
   // Replays the log; cuts a torn or corrupt tail. A missing or unreadable log header starts
@@ -280,35 +394,15 @@ class FileStorage final : public Storage {
     namespace sd = storage_detail;
     const auto path = dir_ / "wal";
     std::string b = std::filesystem::exists(path) ? sd::read_file(path) : std::string();
-    std::size_t good = 0;
-    next_seq_ = recovered_.snapshot_seq;
-    const bool header_ok = b.size() >= sd::kWalHeaderBytes && b.compare(0, 4, "DCWL") == 0 &&
-                           sd::get(b, 4, 2) == sd::kFormatVersion &&
-                           sd::sealed(std::string_view(b).substr(0, sd::kWalHeaderBytes)) &&
-                           sd::get(b, 8, 8) == recovered_.id;
-    if (header_ok) {
-      good = sd::kWalHeaderBytes;
-      std::uint64_t last = 0;
-      bool any = false;
-      while (b.size() - good >= sd::kRecordOverhead) {
-        const std::uint64_t len = sd::get(b, good, 4);
-        if (len > sd::kMaxRecordBytes || b.size() - good < sd::kRecordOverhead + len) break;
-        const std::string_view rec(b.data() + good, sd::kRecordOverhead + len);
-        if (!sd::sealed(rec)) break;
-        const std::uint64_t seq = sd::get(b, good + 4, 8);
-        if (any && seq < last) break;  // c never decreases along the log
-        any = true;
-        last = seq;
-        if (seq >= recovered_.snapshot_seq) {  // older records are in the snapshot
-          recovered_.deltas.push_back({seq, std::string(rec.substr(12, len))});
-          next_seq_ = seq;
-          log_bytes_ += rec.size();
-        }
-        good += rec.size();
-      }
-      recovered_.torn_bytes = b.size() - good;
-    } else {
-      recovered_.torn_bytes = b.size();
+    const sd::LogScan scan = sd::scan_log(b, recovered_.id, recovered_);
+    const bool header_ok = scan.header_ok;
+    const std::size_t good = scan.good;
+    recovered_.torn_bytes = b.size() - good;
+    log_bytes_ = scan.record_bytes;
+    next_seq_ = recovered_.next_seq();
+    if (std::filesystem::exists(dir_ / "wal.next")) {
+      merge_next_log(b.substr(0, header_ok ? good : 0));
+      return;
     }
     if (!header_ok) {
       if (!sd::write_atomically(dir_, "wal", wal_header(recovered_.snapshot_seq))) {
@@ -324,6 +418,39 @@ class FileStorage final : public Storage {
     wal_size_ = header_ok ? good : sd::kWalHeaderBytes;
   }
 
+  // A crash during a snapshot left `wal.next` (appends made since it began) beside `wal`:
+  // its records, after the intact ones of `wal` (`old`), are the rest of the log. Both are
+  // rewritten as one `wal` (torn tail cut) and `wal.next` removed.
+  void merge_next_log(const std::string& old) {
+    namespace sd = storage_detail;
+    const auto path = dir_ / "wal.next";
+    const std::string b = sd::read_file(path);
+    Recovered next;
+    next.snapshot_seq = recovered_.snapshot_seq;
+    const sd::LogScan scan = sd::scan_log(b, recovered_.id, next);
+    recovered_.torn_bytes += b.size() - scan.good;
+    std::string merged = old.empty() ? wal_header(recovered_.snapshot_seq) : old;
+    if (scan.header_ok) {
+      merged.append(b, sd::kWalHeaderBytes, scan.good - sd::kWalHeaderBytes);
+      for (auto& d : next.deltas) {
+        if (d.seq < next_seq_) break;  // c never decreases along the log
+        next_seq_ = d.seq;
+        recovered_.deltas.push_back(std::move(d));
+      }
+      log_bytes_ += scan.record_bytes;
+    }
+    if (!sd::write_atomically(dir_, "wal", merged)) {
+      throw StorageError((dir_ / "wal").string() + ": cannot write: " + std::strerror(errno));
+    }
+    ::unlink(path.c_str());
+    sd::fsync_dir(dir_);
+    wal_fd_ = ::open((dir_ / "wal").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (wal_fd_ < 0) {
+      throw StorageError((dir_ / "wal").string() + ": cannot open: " + std::strerror(errno));
+    }
+    wal_size_ = merged.size();
+  }
+
   std::filesystem::path dir_;
   FsyncPolicy policy_;
   Recovered recovered_;
@@ -333,6 +460,8 @@ class FileStorage final : public Storage {
   bool dirty_ = false;          // appended since the last fdatasync
   std::uint64_t wal_size_ = 0;  // bytes in the log file
   bool snapshotting_ = false;
+  bool two_logs_ = false;            // wal and wal.next both hold live records
+  bool next_log_renamable_ = false;  // ... and wal.next may replace wal (the snapshot holds wal)
   std::uint64_t snapshot_seq_ = 0;
   std::uint64_t snapshot_log_offset_ = 0;
 };

@@ -306,13 +306,15 @@ class Replica {
           storage(std::move(o.storage)) {
       if (storage) {
         core.attach_storage(storage.get());
-        // Snapshots are written and fsynced on their own thread: writers wait only for the
-        // encoding, made on the strand.
-        core.set_snapshot_runner([this](std::string encoded, Storage::SnapshotWriter writer) {
+        // Snapshots are encoded (rebuilt from the storage, by default), written and fsynced
+        // on their own thread (ReplicaCore::SnapshotRunner).
+        core.set_snapshot_runner([this](typename ReplicaCore<T>::EncodedState encoded,
+                                        Storage::SnapshotWriter writer) {
           if (snapshot_thread.joinable()) snapshot_thread.join();
-          snapshot_thread = std::thread([bytes = std::move(encoded), writer = std::move(writer),
+          snapshot_thread = std::thread([encoded = std::move(encoded), writer = std::move(writer),
                                          strand = this->strand, weak = self_ref]() mutable {
-            const bool written = static_cast<bool>(writer(bytes));
+            Result<std::string> bytes = encoded();
+            const bool written = bytes && static_cast<bool>(writer(*bytes));
             asio::post(strand, [weak, written] {
               if (auto self = weak.lock()) self->core.snapshot_finished(written);
             });

@@ -190,14 +190,20 @@ class ReplicaCore {
     }
   }
 
-  // Runs a snapshot's slowest part (writing and fsyncing the encoded state) elsewhere: the
-  // runner gets the encoding (made here, on the strand: encoding is cheaper than copying the
-  // state) and the storage's writer, and must call snapshot_finished on this core's strand
-  // when the writer returned. Without a runner, snapshots are written synchronously in tick().
-  using SnapshotRunner = std::function<void(std::string encoded, Storage::SnapshotWriter writer)>;
+  // Runs a snapshot's slow parts elsewhere: the runner gets `encoded`, which produces the
+  // encoded state when called (on the runner's thread), and the storage's writer; it must
+  // call snapshot_finished on this core's strand when the writer returned. With
+  // snapshot_off_strand `encoded` rebuilds the state from the storage's snapshot basis;
+  // otherwise it returns an encoding made here, on the strand (encoding is cheaper than
+  // copying the state). Without a runner, snapshots are written synchronously in tick().
+  using EncodedState = std::function<Result<std::string>()>;
+  using SnapshotRunner = std::function<void(EncodedState encoded, Storage::SnapshotWriter writer)>;
   void set_snapshot_runner(SnapshotRunner runner) { snapshot_runner_ = std::move(runner); }
   void snapshot_finished(bool written) {
     snapshot_running_ = false;
+    // A rebuild that failed (a log it could not read back) is not tried again: later
+    // snapshots encode the state here instead.
+    if (!written && snapshot_rebuilding_) snapshot_rebuild_failed_ = true;
     if (!written) ++metrics_.storage_errors;
     if (storage_) storage_->finish_snapshot(written);
   }
@@ -604,7 +610,26 @@ class ReplicaCore {
     }
     if (snapshot_runner_) {
       snapshot_running_ = true;
-      snapshot_runner_(encode(state_), std::move(*writer));
+      Storage::SnapshotBasis basis;
+      if (options_.snapshot_off_strand && !snapshot_rebuild_failed_) {
+        basis = storage_->snapshot_basis();
+      }
+      if (basis) {
+        snapshot_rebuilding_ = true;
+        snapshot_runner_(
+            [basis = std::move(basis)]() -> Result<std::string> {
+              Result<Recovered> r = basis();
+              if (!r) return r.error();
+              auto rebuilt = recover_state<T>(*r);
+              if (!rebuilt) return rebuilt.error();
+              return encode(rebuilt->first);
+            },
+            std::move(*writer));
+      } else {
+        snapshot_rebuilding_ = false;
+        snapshot_runner_([bytes = encode(state_)]() -> Result<std::string> { return bytes; },
+                         std::move(*writer));
+      }
       return;
     }
     snapshot_finished(static_cast<bool>((*writer)(encode(state_))));
@@ -780,6 +805,8 @@ class ReplicaCore {
   Observer observer_;
   Storage* storage_ = nullptr;
   SnapshotRunner snapshot_runner_;
+  bool snapshot_rebuilding_ = false;      // the running snapshot rebuilds off the strand
+  bool snapshot_rebuild_failed_ = false;  // a rebuild failed once: encode on the strand
   bool snapshot_running_ = false;
 };
 

@@ -78,6 +78,12 @@ class Storage {
   }
   // Bytes the log holds since the last snapshot (to decide when to snapshot).
   virtual std::uint64_t log_bytes() const = 0;
+  // Between begin_snapshot and finish_snapshot: a function, callable once on any thread
+  // while appends continue, that reads back what the snapshot must hold - the previous
+  // snapshot and the deltas logged before begin_snapshot - so the state can be rebuilt
+  // (recover_state) and encoded away from the owner's thread. Null when the store cannot.
+  using SnapshotBasis = std::function<Result<Recovered>()>;
+  virtual SnapshotBasis snapshot_basis() { return {}; }
 };
 
 // Keeps everything in memory: survives a replica's restart within a process (tests, the
@@ -112,6 +118,13 @@ class MemoryStorage final : public Storage {
     for (const auto& d : log_) log_bytes_ += d.bytes.size();
   }
   std::uint64_t log_bytes() const override { return log_bytes_; }
+  SnapshotBasis snapshot_basis() override {
+    if (!pending_) return {};
+    Recovered r{id_, snapshot_, snapshot_seq_, {}, 0};
+    for (const auto& d : log_)
+      if (d.seq <= pending_seq_) r.deltas.push_back(d);
+    return [r = std::move(r)]() -> Result<Recovered> { return r; };
+  }
   Recovered recover() const { return Recovered{id_, snapshot_, snapshot_seq_, log_, 0}; }
 
  private:

@@ -10,9 +10,14 @@
 #include <vector>
 
 #include "cluster/file_storage.hpp"
+#include "cluster/io_threads.hpp"
+#include "cluster/replica.hpp"
+#include "cluster/sync_transport.hpp"
+#include "crdt/awlww_map.hpp"
 
 using namespace deltacrdt;
 namespace fs = std::filesystem;
+using Map = AWLWWMap<std::string, std::string>;
 
 namespace {
 
@@ -127,6 +132,51 @@ TEST_SUITE("cluster.storage") {
     CHECK(s.recovered().next_seq() == 4);
   }
 
+  // A snapshot moves appends to wal.next until it is done. A crash at each step, and a
+  // failed snapshot, must all recover every record; a torn end of wal.next is cut.
+  TEST_CASE("a crash or a failure mid-snapshot, with appends in wal.next, loses nothing") {
+    for (int point = 0; point <= 4; ++point) {
+      CAPTURE(point);  // 0, 4: crash before the snapshot is written (4: torn wal.next);
+                       // 1: written, wal.next not renamed; 2: finished; 3: snapshot failed
+      TempDir d;
+      {
+        FileStorage s(d.path, FsyncPolicy::always, 7);
+        for (std::uint64_t i = 1; i <= 3; ++i) REQUIRE(s.append(i, payload(i)));
+        auto writer = s.begin_snapshot(3);
+        REQUIRE(writer.has_value());
+        CHECK(fs::exists(d.path / "wal.next"));
+        for (std::uint64_t i = 4; i <= 6; ++i) REQUIRE(s.append(i, payload(i)));
+        if (point == 1 || point == 2) REQUIRE((*writer)("state-at-3"));
+        if (point == 2 || point == 3) {
+          s.finish_snapshot(point == 2);
+          CHECK_FALSE(fs::exists(d.path / "wal.next"));
+          REQUIRE(s.append(7, payload(7)));
+        }
+      }
+      if (point == 4) {
+        const std::string next = read(d.path / "wal.next");
+        write(d.path / "wal.next", next.substr(0, next.size() - 3));  // record 6 torn
+      }
+      FileStorage s(d.path, FsyncPolicy::always, 7);
+      CHECK_FALSE(fs::exists(d.path / "wal.next"));  // merged into one log
+      const Recovered& r = s.recovered();
+      CHECK(r.snapshot == (point == 1 || point == 2 ? "state-at-3" : ""));
+      std::vector<std::uint64_t> seqs;
+      for (const auto& x : r.deltas) seqs.push_back(x.seq);
+      std::vector<std::uint64_t> expected;
+      // Point 1 still has the old log, whose record at the snapshot's c replays (idempotent).
+      const std::uint64_t first = point == 1 ? 3 : point == 2 ? 4 : 1;
+      const std::uint64_t last = point == 4 ? 5 : point >= 2 ? 7 : 6;
+      for (std::uint64_t q = first; q <= last; ++q) expected.push_back(q);
+      CHECK(seqs == expected);
+      CHECK(r.deltas.back().bytes == payload(last));
+      // And the merged log takes appends and reopens the same.
+      REQUIRE(s.append(last + 1, payload(last + 1)));
+      FileStorage again(d.path, FsyncPolicy::always, 7);
+      CHECK(again.recovered().next_seq() == last + 1);
+    }
+  }
+
   // Crash points: the log cut at every byte, and every record corrupted in turn. Recovery
   // must return exactly the records that were whole before the damage, and never fail.
   TEST_CASE("recovery yields exactly the intact prefix of the log, whatever the damage") {
@@ -203,5 +253,93 @@ TEST_SUITE("cluster.storage") {
     CHECK(r.snapshot == "s");
     CHECK(r.deltas.size() == 2);  // the record at the snapshot's c replays (idempotently)
     CHECK(r.next_seq() == 3);
+  }
+
+  TEST_CASE("the snapshot basis reads back the old snapshot and the records before begin") {
+    TempDir d;
+    {
+      FileStorage s(d.path, FsyncPolicy::batched, 7);
+      CHECK_FALSE(s.snapshot_basis());  // only while a snapshot runs
+      for (std::uint64_t i = 1; i <= 3; ++i) REQUIRE(s.append(i, payload(i)));
+      REQUIRE(s.snapshot(3, "state-at-3"));
+      for (std::uint64_t i = 4; i <= 6; ++i) REQUIRE(s.append(i, payload(i)));
+      auto writer = s.begin_snapshot(6);
+      REQUIRE(writer.has_value());
+      auto basis = s.snapshot_basis();
+      REQUIRE(basis);
+      for (std::uint64_t i = 7; i <= 8; ++i) REQUIRE(s.append(i, payload(i)));
+      // Read on another thread while the owner appended more.
+      Result<Recovered> r = Errc::corrupt;
+      std::thread t([&] { r = basis(); });
+      t.join();
+      REQUIRE(r.has_value());
+      CHECK(r->snapshot == "state-at-3");
+      CHECK(r->snapshot_seq == 3);
+      REQUIRE(r->deltas.size() == 3);  // 4, 5 and 6
+      CHECK(r->deltas.back().bytes == payload(6));
+      CHECK(r->next_seq() == 6);
+      REQUIRE((*writer)("state-at-6"));
+      s.finish_snapshot(true);
+    }
+    FileStorage s(d.path, FsyncPolicy::batched, 7);
+    CHECK(s.recovered().snapshot == "state-at-6");
+    CHECK(s.recovered().deltas.size() == 2);
+    CHECK(s.recovered().next_seq() == 8);
+
+    MemoryStorage m(9);
+    REQUIRE(m.append(1, "a"));
+    REQUIRE(m.snapshot(1, "s1"));
+    REQUIRE(m.append(2, "b"));
+    REQUIRE(m.begin_snapshot(2).has_value());
+    REQUIRE(m.append(3, "c"));
+    const Result<Recovered> mr = m.snapshot_basis()();
+    REQUIRE(mr.has_value());
+    CHECK(mr->snapshot == "s1");
+    CHECK(mr->deltas.size() == 2);  // 1 and 2, not 3
+    CHECK(mr->next_seq() == 2);
+    m.finish_snapshot(false);
+  }
+
+  // A replica snapshots in the background while writers go on (rebuilt off the strand, and
+  // encoded on it); what a restart recovers is exactly the replica's state.
+  TEST_CASE("background snapshots, rebuilt or encoded, recover exactly the replica's state") {
+    for (const bool off_strand : {true, false}) {
+      CAPTURE(off_strand);
+      TempDir d;
+      Map expected;
+      {
+        IoThreads io(2);
+        LocalTransport net;
+        ReplicaOptions o;
+        o.sync.snapshot_log_bytes = 4096;
+        o.sync.sync_interval = std::chrono::milliseconds(5);
+        o.sync.snapshot_off_strand = off_strand;
+        o.storage = std::make_shared<FileStorage>(d.path, FsyncPolicy::never, 5);
+        Replica<Map> r(io.executor(), 5, net, o);
+        std::vector<std::thread> writers;
+        for (int w = 0; w < 2; ++w) {
+          writers.emplace_back([&, w] {
+            for (int i = 0; i < 1500; ++i) {
+              const std::string key = "k" + std::to_string((i * 7 + w) % 400);
+              if (i % 5 == 4) {
+                (void)r.remove(key).get();
+              } else {
+                (void)r.put(key, "w" + std::to_string(w) + "-" + std::to_string(i)).get();
+              }
+            }
+          });
+        }
+        for (auto& t : writers) t.join();
+        // Let a last snapshot start and finish.
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        expected = r.snapshot().get();
+      }
+      CHECK(fs::exists(d.path / "snapshot"));
+      FileStorage s(d.path, FsyncPolicy::never, 5);
+      CHECK(s.recovered().snapshot_seq > 0);
+      auto recovered = recover_state<Map>(s.recovered());
+      REQUIRE(recovered.has_value());
+      CHECK(recovered->first == expected);
+    }
   }
 }
