@@ -29,6 +29,7 @@
 
 #include "cluster/file_storage.hpp"
 #include "cluster/io_threads.hpp"
+#include "cluster/membership.hpp"
 #include "cluster/node_options.hpp"
 #include "cluster/replica.hpp"
 #include "cluster/wire.hpp"
@@ -56,9 +57,13 @@ class Node {
     port_ = acceptor_->local_endpoint().port();
     advertise_ =
         options_.advertise.empty() ? listen.host + ":" + std::to_string(port_) : options_.advertise;
-    for (const std::string& s : options_.seeds) {
-      if (s != advertise_) dials_[s];
+    if (!options_.seeds.empty()) {
+      strategies_.push_back({std::make_shared<StaticSeeds>(options_.seeds)});
     }
+    if (!options_.dns_seeds.empty()) {
+      strategies_.push_back({std::make_shared<DnsPoll>(options_.dns_seeds, options_.dns_interval)});
+    }
+    for (const auto& m : options_.membership) strategies_.push_back({m});
     log_->log(LogLevel::info, "node_started",
               {{"node", options_.name}, {"address", advertise_}, {"cluster", options_.cluster}});
     asio::co_spawn(io_->context(), accept_loop(), asio::detached);
@@ -237,6 +242,12 @@ class Node {
   };
 
   // Dialing state of one address.
+  struct Strategy {
+    std::shared_ptr<MembershipStrategy> strategy;
+    std::chrono::steady_clock::time_point next{};  // when it runs again
+    bool running = false;
+  };
+
   struct Dial {
     std::string peer;  // the node found there (once a handshake succeeded)
     bool in_progress = false;
@@ -255,6 +266,9 @@ class Node {
     if (!o.advertise.empty()) parse_host_port(o.advertise, "advertise");
     for (const std::string& s : o.seeds) parse_host_port(s, "seed");
     for (const std::string& s : o.dns_seeds) parse_host_port(s, "dns seed");
+    for (const auto& m : o.membership) {
+      if (!m) throw std::invalid_argument("a membership strategy is null");
+    }
     if (!o.data_dir.empty()) {
       std::error_code ec;
       if (!std::filesystem::is_directory(o.data_dir, ec) ||
@@ -303,18 +317,28 @@ class Node {
     }
   }
 
-  // Every 100 ms: dial addresses that are due; every gossip_interval: gossip; every
-  // dns_interval: resolve the DNS seeds.
+  // Every 100 ms: run the membership strategies that are due, dial addresses that are due;
+  // every gossip_interval: gossip.
   asio::awaitable<void> maintain() {
     auto last_gossip = std::chrono::steady_clock::now();
-    auto last_dns = std::chrono::steady_clock::time_point{};
-    for (;;) {
-      maintenance_->expires_after(std::chrono::milliseconds(100));
-      auto [ec] = co_await maintenance_->async_wait(asio::as_tuple(asio::use_awaitable));
-      if (ec) co_return;
+    for (bool first = true;; first = false) {
+      if (!first) {
+        maintenance_->expires_after(std::chrono::milliseconds(100));
+        auto [ec] = co_await maintenance_->async_wait(asio::as_tuple(asio::use_awaitable));
+        if (ec) co_return;
+      }
       std::lock_guard lock(mu_);
       if (stopped_) co_return;
       const auto now = std::chrono::steady_clock::now();
+      for (std::size_t i = 0; i < strategies_.size(); ++i) {
+        Strategy& st = strategies_[i];
+        if (st.running || now < st.next) continue;
+        st.running = true;
+        // Posted: co_spawn may start running here, and discover() takes mu_, held now.
+        asio::post(io_->context(), [this, i] {
+          asio::co_spawn(io_->context(), discover(i), asio::detached);
+        });
+      }
       for (auto& [address, d] : dials_) {
         if (d.is_self || d.in_progress || now < d.next || linked_at(address)) continue;
         if (!d.peer.empty() && members_.contains(d.peer) && members_[d.peer].link) continue;
@@ -325,38 +349,45 @@ class Node {
         last_gossip = now;
         broadcast_gossip();
       }
-      if (!options_.dns_seeds.empty() && now - last_dns >= options_.dns_interval) {
-        last_dns = now;
-        for (const std::string& name : options_.dns_seeds) {
-          asio::co_spawn(io_->context(), resolve_seed(name), asio::detached);
-        }
-      }
     }
   }
 
-  // Adds every address `name` resolves to now to the addresses dialed (kept forever: a
+  // Runs strategy i once and adds the addresses it found to those dialed (kept forever: a
   // node that moves away is simply unreachable there and retried with backoff).
-  asio::awaitable<void> resolve_seed(std::string name) {
-    const HostPort hp = parse_host_port(name, "dns seed");
-    asio::ip::tcp::resolver resolver(io_->context());
-    auto [ec, results] = co_await resolver.async_resolve(hp.host, std::to_string(hp.port),
-                                                         asio::as_tuple(asio::use_awaitable));
-    if (ec) {
-      log_->log(LogLevel::warn, "dns_failed",
-                {{"node", options_.name}, {"name", name}, {"reason", ec.message()}});
-      co_return;
+  asio::awaitable<void> discover(std::size_t i) {
+    std::shared_ptr<MembershipStrategy> strategy;
+    {
+      std::lock_guard lock(mu_);
+      strategy = strategies_[i].strategy;
+    }
+    std::vector<std::string> found;
+    std::string failure;
+    try {
+      found = co_await strategy->discover(io_->executor());
+    } catch (const std::exception& e) {
+      failure = e.what();
     }
     std::lock_guard lock(mu_);
+    Strategy& st = strategies_[i];
+    st.running = false;
+    st.next = std::chrono::steady_clock::now() + strategy->interval();
     if (stopped_) co_return;
-    for (const auto& entry : results) {
-      const auto& ep = entry.endpoint();
-      const std::string ip = ep.address().to_string();
-      const std::string address =
-          (ep.address().is_v6() ? "[" + ip + "]" : ip) + ":" + std::to_string(ep.port());
+    if (!failure.empty()) {
+      log_->log(LogLevel::warn, "discovery_failed",
+                {{"node", options_.name}, {"strategy", strategy->name()}, {"reason", failure}});
+    }
+    for (const std::string& address : found) {
       if (address == advertise_ || dials_.contains(address)) continue;
+      try {
+        parse_host_port(address, "discovered");
+      } catch (const std::invalid_argument& e) {
+        log_->log(LogLevel::warn, "discovery_failed",
+                  {{"node", options_.name}, {"strategy", strategy->name()}, {"reason", e.what()}});
+        continue;
+      }
       dials_[address];
-      log_->log(LogLevel::info, "dns_address",
-                {{"node", options_.name}, {"name", name}, {"address", address}});
+      log_->log(LogLevel::info, "discovered",
+                {{"node", options_.name}, {"strategy", strategy->name()}, {"address", address}});
     }
   }
 
@@ -596,6 +627,7 @@ class Node {
   std::map<std::string, std::unique_ptr<Hosted>> hosted_;
   std::map<std::string, Member> members_;
   std::map<std::string, Dial> dials_;
+  std::vector<Strategy> strategies_;
   std::map<const transport::Link*, transport::Link::Ptr> pending_;  // handshaking
   std::map<ReplicaId, transport::Link::Ptr> routes_;
   std::vector<std::function<void(const MemberEvent&)>> listeners_;

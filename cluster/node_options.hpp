@@ -17,6 +17,8 @@
 
 namespace deltacrdt {
 
+class MembershipStrategy;  // cluster/membership.hpp
+
 struct NodeOptions {
   std::string name;                    // unique in the cluster; required
   std::string listen = "127.0.0.1:0";  // IP:port of the cluster port (port 0: any free port)
@@ -30,6 +32,9 @@ struct NodeOptions {
   // (one name for many nodes: a Kubernetes headless service, a DNS round-robin record).
   std::vector<std::string> dns_seeds;
   std::chrono::milliseconds dns_interval{5000};
+  // Further ways to find members (cluster/membership.hpp), beside the two above, which the
+  // node turns into a StaticSeeds and a DnsPoll strategy.
+  std::vector<std::shared_ptr<MembershipStrategy>> membership;
   std::size_t threads = 2;      // I/O threads (links and hosted replicas)
   transport::LinkOptions link;  // frame bound, queue bound, heartbeats, timeouts
   // TLS on every link (transport/tls.hpp): set all three files, or none for plain TCP.

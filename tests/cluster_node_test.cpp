@@ -2,6 +2,7 @@
 // authentication, hostile connections, reconnection. Every wait is bounded.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -201,7 +202,39 @@ TEST_SUITE("cluster.node") {
     o.dns_interval = 200ms;
     Node n2(o);
     CHECK(eventually([&] { return n2.live_members() == std::vector<std::string>{"n1"}; }));
-    CHECK(captured.count("event=dns_address node=n2") >= 1);
+    CHECK(captured.count("event=discovered node=n2 strategy=dns") >= 1);
+  }
+
+  // A strategy of the application's own: it finds nothing at first, then names n1 (say, a
+  // service registry that n1 registered with late); failures are logged and retried.
+  TEST_CASE("a custom membership strategy is polled and the addresses it finds are dialed") {
+    struct Registry final : MembershipStrategy {
+      std::atomic<int> calls{0};
+      std::string address;
+      std::string name() const override { return "registry"; }
+      std::chrono::milliseconds interval() const override { return 50ms; }
+      asio::awaitable<std::vector<std::string>> discover(asio::any_io_executor) override {
+        const int call = ++calls;
+        if (call == 1) throw std::runtime_error("registry unreachable");
+        if (call < 4) co_return std::vector<std::string>{};
+        co_return std::vector<std::string>{address, "not an address"};
+      }
+    };
+    Node n1(options("n1"));
+    auto registry = std::make_shared<Registry>();
+    registry->address = n1.address();
+    NodeOptions o = options("n2");
+    o.membership = {registry};
+    Node n2(o);
+    CHECK(eventually([&] { return n2.live_members() == std::vector<std::string>{"n1"}; }));
+    CHECK(registry->calls.load() >= 4);
+    CHECK(captured.count("event=discovery_failed node=n2 strategy=registry reason=\"registry "
+                         "unreachable\"") == 1);
+    CHECK(captured.count("event=discovered node=n2 strategy=registry address=" + n1.address()) ==
+          1);
+    NodeOptions bad = options("n3");
+    bad.membership = {nullptr};
+    CHECK_THROWS_AS(Node{bad}, std::invalid_argument);
   }
 
   TEST_CASE("member events report links coming up and going down") {
