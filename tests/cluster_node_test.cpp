@@ -15,10 +15,14 @@
 #include "cluster/node.hpp"
 #include "crdt/awlww_map.hpp"
 #include "crdt/pncounter.hpp"
+#include "tests/test_support.hpp"
 
 using namespace deltacrdt;
 using namespace std::chrono_literals;
 using Map = AWLWWMap<std::string, std::string>;
+
+using deltacrdt::testing::eventually;
+using deltacrdt::testing::free_port;
 
 namespace {
 
@@ -55,16 +59,6 @@ NodeOptions options(const std::string& name, std::vector<std::string> seeds = {}
   o.reconnect_max = 500ms;
   o.gossip_interval = 200ms;
   return o;
-}
-
-// Polls `done` every 10 ms for at most `limit`.
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return done();
 }
 
 std::size_t size_of(Replica<Map>& r) {

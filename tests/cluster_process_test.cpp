@@ -17,10 +17,14 @@
 
 #include "tests/child_process.hpp"
 #include "tests/tcp_proxy.hpp"
+#include "tests/test_support.hpp"
 
 using namespace std::chrono_literals;
 using deltacrdt::testing::ChildProcess;
 using deltacrdt::testing::TcpProxy;
+
+using deltacrdt::testing::eventually;
+using deltacrdt::testing::free_port;
 
 namespace {
 
@@ -51,22 +55,6 @@ struct NodeProcess {
     return r.rfind("size ", 0) == 0 ? std::stoul(r.substr(5)) : 0;
   }
 };
-
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 15s) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return done();
-}
-
-// A port that was free a moment ago (the kernel does not hand it out again at once).
-std::uint16_t free_port() {
-  deltacrdt::asio::io_context io;
-  deltacrdt::asio::ip::tcp::acceptor probe(io, {deltacrdt::asio::ip::make_address("127.0.0.1"), 0});
-  return probe.local_endpoint().port();
-}
 
 }  // namespace
 

@@ -11,25 +11,16 @@
 #include "cluster/local_cluster.hpp"
 #include "crdt/awlww_map.hpp"
 #include "crdt/pncounter.hpp"
+#include "tests/test_support.hpp"
 
 using namespace deltacrdt;
 using namespace std::chrono_literals;
 using Map = AWLWWMap<std::string, std::string>;
 
-namespace {
+using deltacrdt::testing::eventually;
+using deltacrdt::testing::free_port;
 
-// Polls `done` every millisecond for at most `limit`.
-template <class F>
-bool eventually(F done, std::chrono::milliseconds limit = 5000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(1ms);
-  }
-  return done();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_SUITE("cluster.replica") {
   TEST_CASE("two replicas converge through a local transport") {

@@ -16,22 +16,17 @@
 
 #include "cluster/node.hpp"
 #include "crdt/awlww_map.hpp"
+#include "tests/test_support.hpp"
 
 using namespace deltacrdt;
 using namespace std::chrono_literals;
 using Map = AWLWWMap<std::string, std::string>;
 namespace fs = std::filesystem;
 
-namespace {
+using deltacrdt::testing::eventually;
+using deltacrdt::testing::free_port;
 
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return done();
-}
+namespace {
 
 // Two CAs ("cluster" and "rogue"), each with certificates for named nodes, in a temporary
 // directory removed at the end. EC P-256 keys, valid for two days.

@@ -19,6 +19,7 @@
 #include "tests/child_process.hpp"
 #include "tests/http_client.hpp"
 #include "tests/tcp_proxy.hpp"
+#include "tests/test_support.hpp"
 
 using namespace std::chrono_literals;
 using deltacrdt::testing::ChildProcess;
@@ -29,27 +30,15 @@ using deltacrdt::testing::parse_reply;
 using deltacrdt::testing::TcpProxy;
 namespace fs = std::filesystem;
 
+using deltacrdt::testing::eventually;
+using deltacrdt::testing::free_port;
+
 namespace {
 
 const char* shortener_path() {
   const char* p = std::getenv("DELTACRDT_LINK_SHORTENER");
   REQUIRE_MESSAGE(p != nullptr, "DELTACRDT_LINK_SHORTENER must name the link-shortener program");
   return p;
-}
-
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 20s) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(25ms);
-  }
-  return done();
-}
-
-std::uint16_t free_port() {
-  deltacrdt::asio::io_context io;
-  deltacrdt::asio::ip::tcp::acceptor probe(io, {deltacrdt::asio::ip::make_address("127.0.0.1"), 0});
-  return probe.local_endpoint().port();
 }
 
 // A scratch directory with a secret file; removed at the end.

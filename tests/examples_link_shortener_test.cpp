@@ -12,27 +12,16 @@
 #include "examples/link_shortener/api.hpp"
 #include "examples/link_shortener/codes.hpp"
 #include "tests/tcp_proxy.hpp"
+#include "tests/test_support.hpp"
 
 using namespace deltacrdt;
 using namespace deltacrdt::shortener;
 using namespace std::chrono_literals;
 
+using deltacrdt::testing::eventually;
+using deltacrdt::testing::free_port;
+
 namespace {
-
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return done();
-}
-
-std::uint16_t free_port() {
-  asio::io_context io;
-  asio::ip::tcp::acceptor probe(io, {asio::ip::make_address("127.0.0.1"), 0});
-  return probe.local_endpoint().port();
-}
 
 // Two nodes, each behind a TCP proxy it advertises, so that every link between them
 // crosses both proxies and cutting them partitions the pair. Each has a LinkStore and an
