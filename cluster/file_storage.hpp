@@ -232,6 +232,12 @@ class FileStorage final : public Storage {
 
   // What was on disk when the store was opened.
   const Recovered& recovered() const { return recovered_; }
+  // Frees the recovered snapshot and deltas (a copy of the whole state) once the replica
+  // was built from them; recovered() then holds only the id and the sequence numbers.
+  void release_recovered() {
+    recovered_.snapshot = std::string();
+    recovered_.deltas = std::vector<Recovered::Delta>();
+  }
 
   ReplicaId id() const override { return recovered_.id; }
 

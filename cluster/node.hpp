@@ -105,6 +105,7 @@ class Node {
       h->id = storage->id();
       state = std::move(recovered->first);
       seq = recovered->second;
+      storage->release_recovered();
       options.storage = std::move(storage);
     }
     auto replica = std::make_shared<Replica<T>>(io_->executor(), h->id, *h->port, options,
@@ -335,9 +336,8 @@ class Node {
         if (st.running || now < st.next) continue;
         st.running = true;
         // Posted: co_spawn may start running here, and discover() takes mu_, held now.
-        asio::post(io_->context(), [this, i] {
-          asio::co_spawn(io_->context(), discover(i), asio::detached);
-        });
+        asio::post(io_->context(),
+                   [this, i] { asio::co_spawn(io_->context(), discover(i), asio::detached); });
       }
       for (auto& [address, d] : dials_) {
         if (d.is_self || d.in_progress || now < d.next || linked_at(address)) continue;

@@ -342,4 +342,25 @@ TEST_SUITE("cluster.storage") {
       CHECK(recovered->first == expected);
     }
   }
+
+  TEST_CASE("releasing what was recovered frees it and changes nothing on disk") {
+    TempDir d;
+    {
+      FileStorage s(d.path, FsyncPolicy::always, 7);
+      REQUIRE(s.append(1, payload(1)));
+      REQUIRE(s.snapshot(1, "state-at-1"));
+      REQUIRE(s.append(2, payload(2)));
+    }
+    FileStorage s(d.path, FsyncPolicy::always, 7);
+    REQUIRE(s.recovered().deltas.size() == 1);
+    s.release_recovered();
+    CHECK(s.recovered().snapshot.empty());
+    CHECK(s.recovered().deltas.empty());
+    CHECK(s.recovered().id == 7);
+    REQUIRE(s.append(3, payload(3)));  // appends still check c against what was recovered
+    CHECK_FALSE(s.append(2, payload(2)));
+    FileStorage again(d.path, FsyncPolicy::always, 7);
+    CHECK(again.recovered().snapshot == "state-at-1");
+    CHECK(again.recovered().next_seq() == 3);
+  }
 }
