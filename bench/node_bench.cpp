@@ -2,11 +2,14 @@
 // itself again (`--serve`) as node B, driven on stdin. Measures: 1M puts on A until B has
 // them all (keys/s, bytes on the wire per key); latency of one put against 1M keys until B's
 // on_diffs sees it (p50/p99, default sync interval); a fresh node C catching up 1M keys.
-// Prints Markdown.
+// `node-bench [keys] [--tls]`: --tls runs every link over TLS 1.3 (certificates made with the
+// openssl command). Prints Markdown.
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -31,13 +34,39 @@ namespace {
 
 constexpr const char* kSecret = "bench-secret-0123456789";
 
+// With --tls: the directory holding ca.pem, node.pem and node.key (one certificate for every
+// node is enough here: peers are verified against the CA).
+std::string tls_dir;
+
 NodeOptions options(const std::string& name) {
   NodeOptions o;
   o.name = name;
   o.cluster = "bench";
   o.secret = kSecret;
   o.logger = std::make_shared<Logger>(LogLevel::warn);
+  if (!tls_dir.empty()) o.tls = {tls_dir + "/node.pem", tls_dir + "/node.key", tls_dir + "/ca.pem"};
   return o;
+}
+
+// A CA and a node certificate made with the openssl command in a new temporary directory.
+std::string make_certificates() {
+  const std::string dir = (std::filesystem::temp_directory_path() /
+                           ("deltacrdt-bench-tls-" + std::to_string(::getpid())))
+                              .string();
+  std::filesystem::create_directories(dir);
+  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ";
+  const std::string cmds[] = {
+      "openssl req -x509" + ec + "-days 2 -subj /CN=bench-ca -keyout " + dir + "/ca.key -out " +
+          dir + "/ca.pem",
+      "openssl req" + ec + "-subj /CN=node -keyout " + dir + "/node.key -out " + dir + "/node.csr",
+      "openssl x509 -req -days 2 -in " + dir + "/node.csr -CA " + dir + "/ca.pem -CAkey " + dir +
+          "/ca.key -CAcreateserial -out " + dir + "/node.pem"};
+  for (const auto& c : cmds) {
+    if (std::system((c + " >/dev/null 2>&1").c_str()) != 0) {
+      throw std::runtime_error("openssl failed: " + c);
+    }
+  }
+  return dir;
 }
 
 // Node B or C: "size" -> size N; "watch K V" -> seen (once K has value V); "quit".
@@ -96,8 +125,9 @@ int serve(const std::string& name, const std::string& seed) {
 struct Child {
   std::unique_ptr<testing::ChildProcess> p;
   explicit Child(const std::string& name, const std::string& seed) {
-    p = std::make_unique<testing::ChildProcess>(
-        std::vector<std::string>{"/proc/self/exe", "--serve", name, seed});
+    std::vector<std::string> argv{"/proc/self/exe", "--serve", name, seed};
+    if (!tls_dir.empty()) argv.push_back(tls_dir);
+    p = std::make_unique<testing::ChildProcess>(argv);
     const auto ready = p->read_line(10s);
     if (!ready || ready->rfind("ready", 0) != 0) throw std::runtime_error("child did not start");
   }
@@ -118,9 +148,20 @@ struct Child {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 4 && std::string(argv[1]) == "--serve") return serve(argv[2], argv[3]);
-  const std::size_t n = argc > 1 ? std::stoul(argv[1]) : 1000000;
-  std::printf("## node-bench: two nodes, two processes, loopback TCP\n\n");
+  if (argc >= 4 && std::string(argv[1]) == "--serve") {
+    if (argc == 5) tls_dir = argv[4];
+    return serve(argv[2], argv[3]);
+  }
+  std::size_t n = 1000000;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--tls") {
+      tls_dir = make_certificates();
+    } else {
+      n = std::stoul(argv[i]);
+    }
+  }
+  std::printf("## node-bench: two nodes, two processes, loopback TCP%s\n\n",
+              tls_dir.empty() ? "" : " over TLS 1.3");
   std::printf("| figure | result | wire |\n|---|---|---|\n");
   std::fflush(stdout);
 
@@ -184,5 +225,6 @@ int main(int argc, char** argv) {
       n, cs, static_cast<double>(c_bytes) / static_cast<double>(n), c_ok ? "" : " TIMEOUT");
   b.p->request("quit", 1s);
   c.p->request("quit", 1s);
+  if (!tls_dir.empty()) std::filesystem::remove_all(tls_dir);
   return 0;
 }
