@@ -251,7 +251,14 @@ class FileStorage final : public Storage {
     detail::append_le64(rec, seq);
     rec.append(delta);
     sd::seal(rec);
-    if (!sd::write_all(wal_fd_, rec)) return sd::last_error();
+    if (failed_) return boost::system::errc::make_error_code(boost::system::errc::io_error);
+    if (!sd::write_all(wal_fd_, rec)) {
+      const auto error = sd::last_error();
+      // A partial record would end the log at recovery, hiding every later append: cut it.
+      // If even that fails, no further append is accepted (the log is intact up to here).
+      if (::ftruncate(wal_fd_, static_cast<off_t>(wal_size_)) != 0) failed_ = true;
+      return error;
+    }
     wal_size_ += rec.size();
     if (policy_ == FsyncPolicy::always && ::fdatasync(wal_fd_) != 0) return sd::last_error();
     dirty_ = policy_ != FsyncPolicy::always;
@@ -333,25 +340,29 @@ class FileStorage final : public Storage {
       }
       return;
     }
-    std::string tail(wal_size_ - sd::kWalHeaderBytes, '\0');
-    const int fd = ::open((dir_ / "wal.next").c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    const ssize_t n = ::pread(fd, tail.data(), tail.size(), sd::kWalHeaderBytes);
-    ::close(fd);
-    if (n != static_cast<ssize_t>(tail.size())) return;
-    const int old = ::open((dir_ / "wal").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (old < 0) return;
-    if (!sd::write_all(old, tail) || ::fdatasync(old) != 0) {
-      ::close(old);
-      return;
+    // The snapshot failed: the old log and wal.next's records become one log again, written
+    // atomically (a crash leaves either the old log beside wal.next, or the merged log, which
+    // recovery recognises: see merge_next_log).
+    try {
+      const std::string old_log = sd::read_file(dir_ / "wal");
+      const std::string next = sd::read_file(dir_ / "wal.next");
+      if (old_log.size() < snapshot_log_offset_ || next.size() < wal_size_) return;
+      std::string merged = old_log.substr(0, snapshot_log_offset_);
+      merged.append(next, sd::kWalHeaderBytes, wal_size_ - sd::kWalHeaderBytes);
+      if (!sd::write_atomically(dir_, "wal", merged)) return;
+      const int fd = ::open((dir_ / "wal").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+      if (fd < 0) return;  // recovery will find the merged log and remove wal.next
+      ::unlink((dir_ / "wal.next").c_str());
+      sd::fsync_dir(dir_);
+      ::close(wal_fd_);
+      wal_fd_ = fd;
+      wal_size_ = merged.size();
+      log_bytes_ = wal_size_ - sd::kWalHeaderBytes;
+      two_logs_ = false;
+      dirty_ = false;
+    } catch (const StorageError&) {
+      // Unreadable: appends continue in wal.next; a restart merges the two.
     }
-    two_logs_ = false;
-    ::close(wal_fd_);
-    wal_fd_ = old;
-    wal_size_ = snapshot_log_offset_ + tail.size();
-    log_bytes_ = wal_size_ - sd::kWalHeaderBytes;
-    ::unlink((dir_ / "wal.next").c_str());
-    dirty_ = false;
   }
 
   std::uint64_t log_bytes() const override { return log_bytes_; }
@@ -435,9 +446,16 @@ class FileStorage final : public Storage {
     next.snapshot_seq = recovered_.snapshot_seq;
     const sd::LogScan scan = sd::scan_log(b, recovered_.id, next);
     recovered_.torn_bytes += b.size() - scan.good;
+    const std::string_view records =
+        scan.header_ok
+            ? std::string_view(b).substr(sd::kWalHeaderBytes, scan.good - sd::kWalHeaderBytes)
+            : std::string_view();
+    // A merge that reached the disk before wal.next was removed (a failed snapshot, or this
+    // very function, interrupted): `wal` already ends with wal.next's records.
+    const bool merged_before = !records.empty() && std::string_view(old).ends_with(records);
     std::string merged = old.empty() ? wal_header(recovered_.snapshot_seq) : old;
-    if (scan.header_ok) {
-      merged.append(b, sd::kWalHeaderBytes, scan.good - sd::kWalHeaderBytes);
+    if (!merged_before && scan.header_ok) {
+      merged.append(records);
       for (auto& d : next.deltas) {
         if (d.seq < next_seq_) break;  // c never decreases along the log
         next_seq_ = d.seq;
@@ -466,6 +484,7 @@ class FileStorage final : public Storage {
   bool dirty_ = false;          // appended since the last fdatasync
   std::uint64_t wal_size_ = 0;  // bytes in the log file
   bool snapshotting_ = false;
+  bool failed_ = false;              // a torn append could not be cut: no more appends
   bool two_logs_ = false;            // wal and wal.next both hold live records
   bool next_log_renamable_ = false;  // ... and wal.next may replace wal (the snapshot holds wal)
   std::uint64_t snapshot_seq_ = 0;

@@ -65,8 +65,11 @@ class DnsPoll final : public MembershipStrategy {
     asio::ip::tcp::resolver resolver(executor);
     for (const auto& name : names_) {
       const HostPort hp = parse_host_port(name, "dns seed");
-      auto [ec, results] = co_await resolver.async_resolve(hp.host, std::to_string(hp.port),
-                                                           asio::as_tuple(asio::use_awaitable));
+      const std::string port = std::to_string(hp.port);
+      // Started in its own statement: g++ 12 may destroy temporaries of a co_await
+      // full-expression twice.
+      auto resolving = resolver.async_resolve(hp.host, port, asio::as_tuple(asio::use_awaitable));
+      auto [ec, results] = co_await std::move(resolving);
       if (ec) {
         failures += (failures.empty() ? "" : "; ") + name + ": " + ec.message();
         continue;

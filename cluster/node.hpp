@@ -66,8 +66,10 @@ class Node {
     for (const auto& m : options_.membership) strategies_.push_back({m});
     log_->log(LogLevel::info, "node_started",
               {{"node", options_.name}, {"address", advertise_}, {"cluster", options_.cluster}});
-    asio::co_spawn(io_->context(), accept_loop(), asio::detached);
-    asio::co_spawn(io_->context(), maintain(), asio::detached);
+    // The acceptor and the maintenance timer are used by these two loops and by stop(), all
+    // on one strand.
+    asio::co_spawn(control_, accept_loop(), asio::detached);
+    asio::co_spawn(control_, maintain(), asio::detached);
   }
 
   Node(const Node&) = delete;
@@ -181,7 +183,7 @@ class Node {
     }
     log_->log(LogLevel::info, "node_stopping", {{"node", options_.name}});
     for (auto& l : links) l->close("node stopping");
-    asio::post(io_->context(), [this] {
+    asio::post(control_, [this] {
       boost::system::error_code ec;
       acceptor_->close(ec);
       maintenance_->cancel();
@@ -343,7 +345,7 @@ class Node {
         if (d.is_self || d.in_progress || now < d.next || linked_at(address)) continue;
         if (!d.peer.empty() && members_.contains(d.peer) && members_[d.peer].link) continue;
         d.in_progress = true;
-        asio::co_spawn(io_->context(), dial(address), asio::detached);
+        asio::co_spawn(asio::make_strand(io_->context()), dial(address), asio::detached);
       }
       if (now - last_gossip >= options_.gossip_interval) {
         last_gossip = now;
@@ -363,7 +365,11 @@ class Node {
     std::vector<std::string> found;
     std::string failure;
     try {
-      found = co_await strategy->discover(io_->executor());
+      // Started in its own statement: g++ 12 may destroy temporaries of a co_await
+      // full-expression (here the executor argument) twice.
+      const asio::any_io_executor executor = io_->executor();
+      auto discovering = strategy->discover(executor);
+      found = co_await std::move(discovering);
     } catch (const std::exception& e) {
       failure = e.what();
     }
@@ -396,22 +402,31 @@ class Node {
                        [&](const auto& m) { return m.second.link && m.second.address == address; });
   }
 
+  // Runs on a strand of its own (see maintain), which the socket, the resolver and the
+  // connect deadline share, so the deadline's handler and this coroutine never overlap.
   asio::awaitable<void> dial(std::string address) {
     const HostPort hp = parse_host_port(address, "address");
-    auto strand = asio::make_strand(io_->context());
+    const asio::any_io_executor strand = co_await asio::this_coro::executor;
     asio::ip::tcp::resolver resolver(strand);
-    auto [rec, results] = co_await resolver.async_resolve(hp.host, std::to_string(hp.port),
-                                                          asio::as_tuple(asio::use_awaitable));
+    const std::string port = std::to_string(hp.port);
+    // Each operation is started in its own statement: g++ 12 may destroy temporaries of a
+    // co_await full-expression twice.
+    auto resolving = resolver.async_resolve(hp.host, port, asio::as_tuple(asio::use_awaitable));
+    auto [rec, results] = co_await std::move(resolving);
     asio::ip::tcp::socket socket(strand);
     bool connected = false;
     if (!rec) {
       asio::steady_timer deadline(strand);
       deadline.expires_after(options_.connect_timeout);
-      deadline.async_wait([&socket](boost::system::error_code ec) {
-        if (!ec) socket.close(ec);
+      // The handler may still be queued when the connect has completed (cancel() is then too
+      // late): `finished` tells it to leave the socket, which may be gone, alone.
+      auto finished = std::make_shared<bool>(false);
+      deadline.async_wait([&socket, finished](boost::system::error_code ec) {
+        if (!ec && !*finished) socket.close(ec);
       });
-      auto [cec, ep] =
-          co_await asio::async_connect(socket, results, asio::as_tuple(asio::use_awaitable));
+      auto connecting = asio::async_connect(socket, results, asio::as_tuple(asio::use_awaitable));
+      auto [cec, ep] = co_await std::move(connecting);
+      *finished = true;
       deadline.cancel();
       connected = !cec && socket.is_open();
     }
@@ -616,6 +631,7 @@ class Node {
   std::mt19937_64 rng_;
   std::shared_ptr<asio::ssl::context> tls_;  // null: plain TCP links
   std::unique_ptr<IoThreads> io_;
+  asio::strand<asio::io_context::executor_type> control_{asio::make_strand(io_->context())};
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   std::unique_ptr<asio::steady_timer> maintenance_;
   std::uint16_t port_ = 0;

@@ -363,4 +363,32 @@ TEST_SUITE("cluster.storage") {
     CHECK(again.recovered().snapshot == "state-at-1");
     CHECK(again.recovered().next_seq() == 3);
   }
+
+  // A failed snapshot merges wal.next back into wal atomically, then removes wal.next. A crash
+  // between the two leaves both: recovery must see that wal already holds wal.next's records
+  // and not replay or append them twice (which would end the log at the repeat).
+  TEST_CASE("a crash after a failed snapshot merged the logs, before wal.next was removed") {
+    TempDir d;
+    std::string leftover;
+    {
+      FileStorage s(d.path, FsyncPolicy::always, 7);
+      for (std::uint64_t i = 1; i <= 3; ++i) REQUIRE(s.append(i, payload(i)));
+      REQUIRE(s.begin_snapshot(3).has_value());
+      for (std::uint64_t i = 4; i <= 6; ++i) REQUIRE(s.append(i, payload(i)));
+      leftover = read(d.path / "wal.next");
+      s.finish_snapshot(false);
+      CHECK_FALSE(fs::exists(d.path / "wal.next"));
+    }
+    write(d.path / "wal.next", leftover);
+    for (int reopen = 0; reopen < 2; ++reopen) {
+      FileStorage s(d.path, FsyncPolicy::always, 7);
+      std::vector<std::uint64_t> seqs;
+      for (const auto& x : s.recovered().deltas) seqs.push_back(x.seq);
+      std::vector<std::uint64_t> expected{1, 2, 3, 4, 5, 6};
+      if (reopen == 1) expected.push_back(7);
+      CHECK(seqs == expected);
+      CHECK_FALSE(fs::exists(d.path / "wal.next"));
+      if (reopen == 0) REQUIRE(s.append(7, payload(7)));
+    }
+  }
 }

@@ -303,9 +303,17 @@ TEST_SUITE("examples.link_shortener.process") {
     const std::string metrics = n.get("/metrics").body;
     CHECK(metrics.find("link_shortener_requests_total{route=\"shorten\",status=\"422\"} 7") !=
           std::string::npos);
+    CHECK(parse_reply(
+              http_exchange(n.http, "GET ?x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+              .status == 404);
     // And it still works.
     const std::string code = n.shorten("https%3A%2F%2Fok.example%2F");
     CHECK(n.get("/" + code).header("location") == "https://ok.example/");
+    // HEAD: the headers of a GET, no body.
+    const HttpReply head = http_request(n.http, "HEAD", "/" + code);
+    CHECK(head.status == 302);
+    CHECK(head.header("location") == "https://ok.example/");
+    CHECK(head.body.empty());
     CHECK(n.links() == 1);
   }
 

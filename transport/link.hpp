@@ -159,6 +159,7 @@ class Link : public std::enable_shared_from_this<Link> {
       }
     }
     wire_ready_ = true;
+    last_rx_ = Clock::now();  // a slow TLS handshake is not idleness
     if (std::string hello = handshake_.start(); !hello.empty()) enqueue(std::move(hello));
     wake_.cancel();
     std::vector<char> buf(64 * 1024);

@@ -63,6 +63,9 @@ std::string Api::short_url(const Request& req, const std::string& code) const {
 asio::awaitable<Response> Api::route(const Request& req, std::string& route_name) {
   std::string_view target = req.target();
   target = target.substr(0, target.find_first_of("?#"));
+  if (target.empty() || target.front() != '/') {
+    co_return text(req, http::status::not_found, "not found\n");
+  }
   const http::verb method = req.method();
   const auto method_not_allowed = [&](std::string allow) {
     Response res = text(req, http::status::method_not_allowed, "method not allowed\n");

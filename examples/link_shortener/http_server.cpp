@@ -40,6 +40,7 @@ struct HttpServer::Impl {
   std::uint64_t next_session = 0;
   bool stopping = false;  // guarded by mu
   std::atomic<std::size_t> connections{0};
+  std::once_flag stop_once;
 
   explicit Impl(HttpServerOptions o)
       : options(std::move(o)), io(std::max<std::size_t>(1, options.threads)) {}
@@ -144,20 +145,32 @@ struct HttpServer::Impl {
         res.body() = std::string("internal error: ") + e.what() + "\n";
       }
       res.version(req.version());
-      const bool keep_alive = req.keep_alive() && set_busy(id, false);
-      res.keep_alive(keep_alive);
+      res.keep_alive(req.keep_alive() && !is_stopping());
       res.prepare_payload();
+      // A response to HEAD carries the headers (Content-Length included) but no body.
+      if (req.method() == http::verb::head) res.body().clear();
       stream.expires_after(options.timeout);
+      // Still busy while the response is written: stop() must not cut it off.
       auto [wec, wn] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
       (void)wn;
-      if (wec || !keep_alive) co_return;
+      // Idle again; closed instead when the server is stopping.
+      if (!set_busy(id, false) || wec || !res.keep_alive()) co_return;
     }
   }
 
+  bool is_stopping() {
+    std::lock_guard lock(mu);
+    return stopping;
+  }
+
+  // Concurrent and repeated calls all return once the first has finished (std::call_once).
   void stop() {
+    std::call_once(stop_once, [this] { stop_now(); });
+  }
+
+  void stop_now() {
     {
       std::lock_guard lock(mu);
-      if (stopping) return;
       stopping = true;
     }
     asio::post(acceptor.get_executor(), [this] {
