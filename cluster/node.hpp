@@ -68,8 +68,8 @@ class Node {
               {{"node", options_.name}, {"address", advertise_}, {"cluster", options_.cluster}});
     // The acceptor and the maintenance timer are used by these two loops and by stop(), all
     // on one strand.
-    asio::co_spawn(control_, accept_loop(), asio::detached);
-    asio::co_spawn(control_, maintain(), asio::detached);
+    asio::co_spawn(*control_, accept_loop(), asio::detached);
+    asio::co_spawn(*control_, maintain(), asio::detached);
   }
 
   Node(const Node&) = delete;
@@ -183,7 +183,7 @@ class Node {
     }
     log_->log(LogLevel::info, "node_stopping", {{"node", options_.name}});
     for (auto& l : links) l->close("node stopping");
-    asio::post(control_, [this] {
+    asio::post(*control_, [this] {
       boost::system::error_code ec;
       acceptor_->close(ec);
       maintenance_->cancel();
@@ -213,6 +213,7 @@ class Node {
     acceptor_.reset();
     maintenance_.reset();
     ports.clear();
+    control_.reset();
     io_.reset();
   }
 
@@ -631,7 +632,9 @@ class Node {
   std::mt19937_64 rng_;
   std::shared_ptr<asio::ssl::context> tls_;  // null: plain TCP links
   std::unique_ptr<IoThreads> io_;
-  asio::strand<asio::io_context::executor_type> control_{asio::make_strand(io_->context())};
+  // Reset in stop() before io_: a strand must not outlive its io_context.
+  std::optional<asio::strand<asio::io_context::executor_type>> control_{
+      asio::make_strand(io_->context())};
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   std::unique_ptr<asio::steady_timer> maintenance_;
   std::uint16_t port_ = 0;
