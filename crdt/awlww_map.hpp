@@ -342,10 +342,13 @@ class AWLWWMap {
     return detail::hash_bytes(buf);
   }
 
-  // Invariants of a well-formed value (checked on decode): every slot's dot is in the
-  // context, keys and dots appear once, entries are in canonical slot order.
-  bool valid() const {
-    bool ok = table_.indexes_consistent();
+  // Invariants of a well-formed value: every slot's dot is in the context, keys and dots
+  // appear once, entries are in canonical slot order, and the indexes describe the entries.
+  bool valid() const { return table_.indexes_consistent() && valid_decoded(); }
+  // What decode checks after load: load itself refused repeated keys and dots (the indexes
+  // it built are consistent by construction), so only the content rules remain.
+  bool valid_decoded() const {
+    bool ok = true;
     table_.for_each_dot([&](const Dot& d) { ok = ok && d.counter != 0 && ctx_.contains(d); });
     for (const Entry& e : table_) ok = ok && e.canonical();
     return ok;
@@ -370,17 +373,22 @@ class AWLWWMap {
     AWLWWMap fresh;
     ar(fresh.ctx_);
     const std::uint64_t n = detail::load_count(ar);
+    if constexpr (requires { ar.remaining(); }) {
+      // Sized once, but never beyond what the bytes present could hold (n is untrusted):
+      // an entry takes at least a slot count, a dot and a timestamp.
+      constexpr std::uint64_t kMinEntryBytes = 8 + 16 + 8;
+      fresh.table_.reserve(
+          static_cast<std::size_t>(std::min<std::uint64_t>(n, ar.remaining() / kMinEntryBytes)));
+    }
     for (std::uint64_t i = 0; i < n; ++i) {
       Entry e{};
       detail::load_value(ar, e.key);
       const std::uint64_t slots = detail::load_count(ar);
       if (slots == 0) throw std::runtime_error("empty map entry");
-      if (fresh.table_.find(e.key) != Table::kNone) throw std::runtime_error("duplicate map key");
       for (std::uint64_t j = 0; j < slots; ++j) {
         Slot s;
         ar(s.dot.replica, s.dot.counter, s.ts.value);
         detail::load_value(ar, s.value);
-        if (fresh.table_.contains_dot(s.dot)) throw std::runtime_error("duplicate dot");
         if (j == 0) {
           e.head = std::move(s);
         } else {
@@ -393,7 +401,9 @@ class AWLWWMap {
           e.rest->push_back(std::move(s));
         }
       }
-      fresh.table_.append(std::move(e));
+      if (!fresh.table_.append_if_unique(std::move(e))) {
+        throw std::runtime_error("duplicate map key or dot");
+      }
     }
     *this = std::move(fresh);
   }

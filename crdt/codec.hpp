@@ -1,10 +1,10 @@
 // Encoding of CRDT values and canonical hashing of their contents.
 //
-// encode(x) -> bytes and decode<T>(bytes) -> Result<T> frame a Cereal PortableBinary
-// payload (explicit little-endian) with a magic, type tag, format version and an xxHash3
-// checksum; docs/crdt-encoding.md specifies the layout. decode never throws and never
-// trusts a declared size: containers load element by element and byte strings in bounded
-// chunks, so hostile input fails on truncation instead of allocating. Stateless and
+// encode(x) -> bytes and decode<T>(bytes) -> Result<T> frame a Cereal PortableBinary-layout
+// payload (explicit little-endian, written and read by crdt/archive.hpp) with a magic, type tag,
+// format version and an xxHash3 checksum; docs/crdt-encoding.md specifies the layout. decode never
+// throws and never trusts a declared size: containers load element by element and byte strings in
+// bounded chunks, so hostile input fails on truncation instead of allocating. Stateless and
 // thread-safe.
 #pragma once
 
@@ -16,18 +16,16 @@
 #include <cstring>
 #include <exception>
 #include <new>
-#include <sstream>
 #include <stdexcept>
-#include <streambuf>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 
 #include <xxhash.h>
-#include <cereal/archives/portable_binary.hpp>
 #include <cereal/cereal.hpp>
 
+#include "crdt/archive.hpp"
 #include "crdt/error.hpp"
 
 namespace deltacrdt {
@@ -98,12 +96,11 @@ void append_canonical(std::string& out, const T& v) {
     append_le64(out, v.digest());
   } else {
     // Any other Cereal-serialisable type: its PortableBinary bytes are canonical.
-    std::ostringstream os;
+    std::string bytes;
     {
-      cereal::PortableBinaryOutputArchive ar(os);
+      ByteOutputArchive ar(bytes);
       ar(v);
     }
-    const std::string bytes = std::move(os).str();
     append_le64(out, bytes.size());
     out.append(bytes);
   }
@@ -177,18 +174,19 @@ void load_value(Archive& ar, T& v) {
   }
 }
 
-// Read-only streambuf over caller-owned bytes (std::ispanstream is C++23).
-class MemoryBuf : public std::streambuf {
- public:
-  explicit MemoryBuf(std::string_view bytes) {
-    char* p = const_cast<char*>(bytes.data());  // never written through: get area only
-    setg(p, p, p + bytes.size());
-  }
-  std::size_t remaining() const { return static_cast<std::size_t>(egptr() - gptr()); }
-};
-
 template <class T>
 Result<T> decode_payload(std::string_view payload);
+
+// The checks a freshly decoded value must pass: T::valid_decoded() where a type's loader
+// already enforces part of valid() while building the value, else T::valid().
+template <class T>
+bool checked_after_decode(const T& value) {
+  if constexpr (requires { value.valid_decoded(); }) {
+    return value.valid_decoded();
+  } else {
+    return value.valid();
+  }
+}
 
 }  // namespace detail
 
@@ -204,12 +202,8 @@ std::string encode(const T& value) {
   out.push_back(static_cast<char>(version & 0xff));
   out.push_back(static_cast<char>(version >> 8));
   {
-    std::ostringstream os(std::move(out), std::ios::binary | std::ios::app);
-    {
-      cereal::PortableBinaryOutputArchive ar(os);
-      ar(value);
-    }
-    out = std::move(os).str();
+    ByteOutputArchive ar(out);
+    ar(value);
   }
   detail::append_le64(out, detail::hash_bytes(out));
   return out;
@@ -243,15 +237,11 @@ namespace detail {
 template <class T>
 Result<T> decode_payload(std::string_view payload) {
   try {
-    MemoryBuf buf(payload);
-    std::istream is(&buf);
     T value;
-    {
-      cereal::PortableBinaryInputArchive ar(is);
-      ar(value);
-    }
-    if (buf.remaining() != 0) return Errc::corrupt;
-    if (!value.valid()) return Errc::corrupt;
+    ByteInputArchive ar(payload);
+    ar(value);
+    if (ar.remaining() != 0) return Errc::corrupt;
+    if (!checked_after_decode(value)) return Errc::corrupt;
     return value;
   } catch (const cereal::Exception&) {
     return Errc::truncated;

@@ -5,7 +5,6 @@
 #include <concepts>
 #include <cstdint>
 
-#include <cereal/archives/portable_binary.hpp>
 
 #include "crdt/codec.hpp"
 
@@ -18,7 +17,7 @@ namespace deltacrdt {
 //  - x.novel_part(d): Δ(d, x), the smallest part of d with x ⊔ Δ(d, x) == x ⊔ d;
 //  - x.is_bottom(): x is the empty/initial state (a no-op delta);
 //  - x.digest(): stable xxHash3 digest of the canonical content (equal values, equal digest);
-//  - kTypeTag/kFormatVersion + Cereal PortableBinary serialisation; x.valid() checks the
+//  - kTypeTag/kFormatVersion + Cereal serialisation (PortableBinary layout, crdt/archive.hpp); x.valid() checks the
 //    invariants a decoded value must satisfy.
 template <class T>
 concept DeltaCrdt = std::regular<T> && requires(T& x, const T& c) {
@@ -30,8 +29,8 @@ concept DeltaCrdt = std::regular<T> && requires(T& x, const T& c) {
   { c.valid() } -> std::same_as<bool>;
   { T::kTypeTag } -> std::convertible_to<TypeTag>;
   { T::kFormatVersion } -> std::convertible_to<std::uint16_t>;
-  requires cereal::traits::is_output_serializable<T, cereal::PortableBinaryOutputArchive>::value;
-  requires cereal::traits::is_input_serializable<T, cereal::PortableBinaryInputArchive>::value;
+  requires cereal::traits::is_output_serializable<T, ByteOutputArchive>::value;
+  requires cereal::traits::is_input_serializable<T, ByteInputArchive>::value;
 };
 
 }  // namespace deltacrdt

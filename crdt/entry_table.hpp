@@ -113,6 +113,24 @@ class EntryTable {
     return pos;
   }
 
+  // For decoding: appends e and reports whether its key and all its dots were new to the
+  // table (the caller checks e's own dots against each other). On false
+  // the table's indexes no longer describe it: the caller must discard the table. One index
+  // probe per key and dot instead of a lookup before every insertion.
+  bool append_if_unique(Entry e) {
+    if (!impl_ || !impl_->indexed) {
+      if (find(e.key) != kNone) return false;
+      bool seen = false;
+      e.for_each_dot([&](const Dot& d) { seen = seen || contains_dot(d); });
+      if (seen) return false;
+      append(std::move(e));
+      return !impl_->indexed || impl_->dots.size() == impl_->dot_count;
+    }
+    const std::size_t keys = impl_->keys.size();
+    append(std::move(e));
+    return impl_->keys.size() == keys + 1 && impl_->dots.size() == impl_->dot_count;
+  }
+
   // Removes the entry at pos (its dots leave the dot index); the last entry moves into pos.
   void erase(std::uint32_t pos) {
     auto& v = impl_->entries;

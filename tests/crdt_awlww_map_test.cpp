@@ -1,6 +1,7 @@
 // Semantics of AWLWWMap beyond the lattice laws: add-wins, LWW order, deltas, value
 // semantics.
 #include <doctest/doctest.h>
+#include <cereal/archives/portable_binary.hpp>
 
 #include <algorithm>
 #include <span>
@@ -237,6 +238,81 @@ TEST_SUITE("crdt.awlww_map") {
       payload = os.str();
     }
     CHECK(deltacrdt::detail::decode_payload<Map>(payload).error() == deltacrdt::Errc::corrupt);
+  }
+
+  // A map of 20 keys, some with concurrent slots (replicas 1 and 2 wrote them unaware).
+  Map sample_map() {
+    Map a;
+    Map b;
+    for (int i = 0; i < 20; ++i) {
+      (void)a.put(1, "key" + std::to_string(i), "a" + std::to_string(i), HlcTimestamp{100u + i});
+      if (i % 3 == 0) (void)b.put(2, "key" + std::to_string(i), "b", HlcTimestamp{100u + i});
+    }
+    a.join(b);
+    return a;
+  }
+
+  TEST_CASE("the memory archives write and read Cereal's PortableBinary layout") {
+    const Map map = sample_map();
+    std::string ours;
+    {
+      deltacrdt::ByteOutputArchive ar(ours);
+      ar(map);
+    }
+    std::ostringstream little;
+    std::ostringstream big;
+    {
+      cereal::PortableBinaryOutputArchive ar(little);
+      ar(map);
+      cereal::PortableBinaryOutputArchive be(
+          big, cereal::PortableBinaryOutputArchive::Options::BigEndian());
+      be(map);
+    }
+    CHECK(ours == little.str());
+    REQUIRE(big.str() != little.str());
+    // Big-endian data (first byte 0) is read with its bytes swapped back.
+    const auto from_big = deltacrdt::detail::decode_payload<Map>(big.str());
+    REQUIRE(from_big.has_value());
+    CHECK(*from_big == map);
+    std::string bad_marker = ours;
+    bad_marker[0] = 2;
+    CHECK(deltacrdt::detail::decode_payload<Map>(bad_marker).error() == deltacrdt::Errc::corrupt);
+  }
+
+  // Hand-encodes `map`'s context and entries, then one more entry (key, dot, value).
+  std::string with_extra_entry(const Map& map, const std::string& key, deltacrdt::Dot dot) {
+    std::string out;
+    deltacrdt::ByteOutputArchive ar(out);
+    ar(map.context());
+    ar(static_cast<std::uint64_t>(map.size() + 1));
+    map.for_each([&](const std::string& k, const std::string&) {
+      deltacrdt::detail::save_value(ar, k);
+      ar(std::uint64_t{1});
+      map.for_each_slot(k, [&](const auto& slot) {
+        ar(slot.dot.replica, slot.dot.counter, slot.ts.value);
+        deltacrdt::detail::save_value(ar, slot.value);
+      });
+    });
+    deltacrdt::detail::save_value(ar, key);
+    ar(std::uint64_t{1}, dot.replica, dot.counter, std::uint64_t{7});
+    deltacrdt::detail::save_value(ar, std::string("v"));
+    return out;
+  }
+
+  TEST_CASE("a payload repeating a key or a dot is rejected, above the index threshold too") {
+    Map map;
+    for (int i = 0; i < 12; ++i) {
+      (void)map.put(1, "key" + std::to_string(i), "v", HlcTimestamp{100u + i});
+    }
+    (void)map.remove("key11");  // dot (1, 12) is in the context but no longer stored
+    REQUIRE(map.size() == 11);
+    const auto fine = deltacrdt::detail::decode_payload<Map>(with_extra_entry(map, "new", {1, 12}));
+    REQUIRE(fine.has_value());
+    CHECK(fine->size() == 12);
+    CHECK(deltacrdt::detail::decode_payload<Map>(with_extra_entry(map, "key3", {1, 12})).error() ==
+          deltacrdt::Errc::corrupt);
+    CHECK(deltacrdt::detail::decode_payload<Map>(with_extra_entry(map, "new", {1, 4})).error() ==
+          deltacrdt::Errc::corrupt);
   }
 }
 

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <string>
 
+#include <cereal/archives/portable_binary.hpp>
 #include <doctest/doctest.h>
 
 #include "crdt/gcounter.hpp"

@@ -4,6 +4,7 @@
 #include <sstream>
 #include <string>
 
+#include <cereal/archives/portable_binary.hpp>
 #include <doctest/doctest.h>
 
 #include "crdt/hlc.hpp"
