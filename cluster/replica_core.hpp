@@ -84,8 +84,10 @@ class ReplicaCore {
   const SyncOptions& options() const { return options_; }
 
   // Applies fn(T&) -> T, a mutator that updates the state and returns its delta, buffers the
-  // delta and schedules a push after push_debounce. Returns the delta's sequence number, or
-  // seq() unchanged when the mutation was a no-op (bottom delta).
+  // delta and schedules a push after push_debounce. Returns the sequence number of the buffer
+  // slot that holds the delta (a neighbour's ack beyond it covers the delta), or seq()
+  // unchanged when the mutation was a no-op (bottom delta). Local deltas written between two
+  // pushes share one slot (see record), so the slot may be seq() - 1 for several calls.
   // With storage attached, the delta is logged too; if that fails the mutation stays applied
   // in memory and is still replicated, but mutate throws std::system_error: it is not
   // durable here.
@@ -94,9 +96,9 @@ class ReplicaCore {
     T delta = fn(state_);
     if (delta.is_bottom()) return seq_;
     if (observer_.after_local) observer_.after_local(state_, delta);
-    const std::uint64_t assigned = seq_;
     std::string bytes = storage_ ? encode(delta) : std::string();
     record(std::move(delta), self_);
+    const std::uint64_t assigned = seq_ - 1;
     push_at_ = std::min(push_at_, now + options_.push_debounce);
     if (storage_) {
       if (auto r = storage_->append(seq_, bytes); !r) {
@@ -283,12 +285,32 @@ class ReplicaCore {
     }
   }
 
+  // Buffers a delta joined into the state. A local delta joins the buffer's last slot while
+  // that slot is open: it holds local deltas only and nothing has yet read the sequence
+  // number past it (no neighbour was sent it, no snapshot or catch-up was taken at seq_; see
+  // seal_tail). Then seq_ stays as it is. Joining costs O(size of the delta), and a burst of
+  // writes becomes one slot instead of one slot each, which is what the per-slot costs
+  // (allocation, destruction, the join into each message) were dominated by. A slot is kept
+  // at most max_sync_bytes, so it still fits one message. Remote deltas always take their
+  // own slot: they were logged with c = seq_ + 1 before being buffered.
   void record(T delta, PeerId origin) {
     const std::size_t bytes = size_of(delta);
-    buffer_.push_back(Buffered{std::move(delta), origin, bytes});
     buffer_bytes_ += bytes;
+    if (origin == self_ && tail_open_ && !buffer_.empty() &&
+        buffer_.back().bytes + bytes <= options_.max_sync_bytes) {
+      Buffered& tail = buffer_.back();
+      tail.delta.join(std::move(delta));
+      tail.bytes += bytes;
+      return;
+    }
+    buffer_.push_back(Buffered{std::move(delta), origin, bytes});
     ++seq_;
+    tail_open_ = origin == self_ && bytes < options_.max_sync_bytes;
   }
+
+  // Called wherever seq_ is read as a boundary (what a neighbour was sent, a snapshot's or a
+  // catch-up's sequence number): the last slot must not change after that.
+  void seal_tail() { tail_open_ = false; }
 
   void send(PeerId to, SyncMessage m) { outbox_.push_back(Outgoing{to, std::move(m)}); }
 
@@ -304,6 +326,7 @@ class ReplicaCore {
   // Sends j the deltas it lacks, joined into batches of at most max_sync_bytes. With
   // `retransmit`, starts again from what j acknowledged; otherwise only what was never sent.
   void flush(Time now, PeerId j, Neighbour& n, bool retransmit) {
+    seal_tail();
     if (!n.known || n.acked < buffer_base_) {
       start_transfer(now, j, n);
       return;
@@ -317,29 +340,35 @@ class ReplicaCore {
     std::uint64_t l = retransmit ? n.acked : std::max(n.acked, n.sent_upto);
     while (l < seq_) {
       const std::uint64_t first = l;
+      const T* single = nullptr;  // the group's only slot: encoded as is, not copied
       T group;
       std::size_t bytes = 0;
-      bool any = false;
+      std::size_t slots = 0;
       for (; l < seq_; ++l) {
         const Buffered& b = buffer_[l - buffer_base_];
         if (b.origin == j) continue;
         if (b.bytes > options_.max_sync_bytes) {
-          if (any) break;
+          if (slots != 0) break;
           // One delta too large for any message: a state transfer carries it in chunks.
           start_transfer(now, j, n);
           return;
         }
-        if (any && bytes + b.bytes > options_.max_sync_bytes) break;
-        group.join(b.delta);
+        if (slots != 0 && bytes + b.bytes > options_.max_sync_bytes) break;
+        if (slots == 0) {
+          single = &b.delta;
+        } else {
+          if (slots == 1) group.join(*single);
+          group.join(b.delta);
+        }
         bytes += b.bytes;
-        any = true;
+        ++slots;
       }
-      if (!any) break;  // only j's own deltas remain; its next ack skips them
+      if (slots == 0) break;  // only j's own deltas remain; its next ack skips them
       SyncMessage m;
       m.kind = SyncMessage::Kind::delta;
       m.first = first;
       m.last = l;
-      m.payload = encode(group);
+      m.payload = slots == 1 ? encode(*single) : encode(group);
       ++metrics_.deltas_sent;
       metrics_.delta_bytes_sent += m.payload.size();
       send(j, std::move(m));
@@ -393,6 +422,7 @@ class ReplicaCore {
       buffer_.clear();
       buffer_bytes_ = 0;
       buffer_base_ = seq_;
+      seal_tail();
       if (sender_current) {
         sender->second.acked = seq_;
         sender->second.sent_upto = seq_;
@@ -492,6 +522,7 @@ class ReplicaCore {
 
   void start_state_transfer(Time now, PeerId j, Neighbour& n) {
     n.digest.reset();
+    seal_tail();
     if (!snapshot_ || snapshot_seq_ != seq_) {
       snapshot_ = std::make_shared<const std::string>(encode(state_));
       snapshot_seq_ = seq_;
@@ -603,6 +634,7 @@ class ReplicaCore {
   // The log replays slowly and grows without bound: fold it into a snapshot. (A failure
   // leaves the log as it was; a later tick tries again.)
   void start_snapshot() {
+    seal_tail();
     auto writer = storage_->begin_snapshot(seq_);
     if (!writer) {
       ++metrics_.storage_errors;
@@ -638,6 +670,7 @@ class ReplicaCore {
   // ---- digest catch-up (cluster/digest_catchup.hpp) ----
 
   std::shared_ptr<const detail::DigestSnapshot<T>> digest_snapshot() requires BucketedCrdt<T> {
+    seal_tail();
     if (!digest_snapshot_ || digest_snapshot_->seq != seq_) {
       // A fresh seed per snapshot: a digest collision (which would hide a difference) does
       // not repeat in the next catch-up.
@@ -773,6 +806,7 @@ class ReplicaCore {
       buffer_.pop_front();
       ++buffer_base_;
     }
+    if (buffer_.empty()) seal_tail();
     if (snapshot_ && snapshot_.use_count() == 1) snapshot_.reset();
     if (digest_snapshot_ && digest_snapshot_.use_count() == 1) digest_snapshot_.reset();
   }
@@ -784,6 +818,7 @@ class ReplicaCore {
   std::deque<Buffered> buffer_;
   std::uint64_t buffer_base_;  // sequence number of buffer_.front()
   std::size_t buffer_bytes_ = 0;
+  bool tail_open_ = false;  // local deltas may still join buffer_.back() (see record)
   std::map<PeerId, Neighbour> neighbours_;  // ordered: deterministic output order
   std::map<PeerId, Incoming> incoming_;
   std::map<PeerId, std::uint64_t> completed_;  // last transfer joined, per sender

@@ -128,6 +128,48 @@ TEST_SUITE("cluster.scenarios") {
     CHECK(net.replica(1).state() == net.replica(3).state());
   }
 
+  TEST_CASE("local writes between two pushes share one buffer slot, bounded by max_sync_bytes") {
+    SyncOptions options;
+    options.max_sync_bytes = 4096;
+    ReplicaCore<Map> core(1, options);
+    core.set_neighbours({2});
+    const auto put_at = [&](std::size_t i) {
+      return core.mutate(Time{},
+                         [&](Map& m) { return m.put(1, key(i), "v", HlcTimestamp{i + 1}); });
+    };
+    // Nothing has read seq() yet: every write joins the first slot.
+    for (std::size_t i = 0; i < 20; ++i) CHECK(put_at(i) == 0);
+    CHECK(core.seq() == 1);
+    CHECK(core.metrics().buffer_entries == 1);
+    // The slot is kept within one message: enough writes open further slots.
+    std::uint64_t last = 0;
+    for (std::size_t i = 20; i < 200; ++i) last = put_at(i);
+    const std::uint64_t slots = core.seq();
+    CHECK(slots > 2);
+    CHECK(last == slots - 1);
+    CHECK(core.metrics().buffer_entries == slots);
+    // A push seals the tail: the next write takes a new slot, and a neighbour that
+    // acknowledges the push has everything before it.
+    core.tick(options.push_debounce);
+    std::vector<ReplicaCore<Map>::Outgoing> out = core.take_outbox();  // a state transfer to 2
+    REQUIRE_FALSE(out.empty());
+    for (const auto& o : out) CHECK(o.msg.payload.size() <= options.max_sync_bytes);
+    CHECK(put_at(1000) == slots);
+    CHECK(core.seq() == slots + 1);
+    // A remote delta takes its own slot; a local write after it does not join it.
+    Map other;
+    SyncMessage d;
+    d.kind = SyncMessage::Kind::delta;
+    d.first = 0;
+    d.last = 1;
+    d.payload = encode(other.put(3, "remote", "r", HlcTimestamp{5}));
+    core.set_neighbours({2, 3});
+    core.receive(Time{}, 3, d);
+    CHECK(core.seq() == slots + 2);
+    CHECK(put_at(1001) == slots + 2);
+    CHECK(core.seq() == slots + 3);
+  }
+
   TEST_CASE(
       "a corrupt delta is rejected, counted and not acknowledged; the replica keeps serving") {
     ReplicaCore<Map> core(1);
