@@ -14,10 +14,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "cluster/digest_catchup.hpp"
@@ -26,6 +29,7 @@
 #include "crdt/bucketed.hpp"
 #include "crdt/codec.hpp"
 #include "crdt/concept.hpp"
+#include "crdt/streaming_decoder.hpp"
 
 namespace deltacrdt {
 
@@ -268,13 +272,20 @@ class ReplicaCore {
     std::unique_ptr<detail::DigestSender<T>> digest;  // a digest catch-up in progress
   };
 
-  // A state transfer arriving from one peer, reassembled in order.
+  // A state transfer arriving from one peer, taken in order. Types that can be decoded in
+  // pieces are decoded chunk by chunk as they arrive (the transfer and the decoding overlap);
+  // the bytes themselves are kept only when they must be logged, or to decode at the end.
+  static constexpr bool kDecodeAsArriving = StreamDecodable<T>;
+  using IncomingDecoder =
+      std::conditional_t<kDecodeAsArriving, std::optional<StreamingDecoder<T>>, std::monostate>;
   struct Incoming {
     std::uint64_t id = 0;
     std::uint64_t seq = 0;
     std::uint64_t chunks = 0;
     std::uint64_t have = 0;
     std::string bytes;
+    std::size_t size = 0;  // bytes received in order
+    IncomingDecoder decoder{};
   };
 
   static std::size_t size_of(const T& delta) {
@@ -594,10 +605,15 @@ class ReplicaCore {
         incoming_.erase(from);
         return;
       }
-      in = Incoming{m.transfer, m.seq, m.last, 0, {}};
+      in = Incoming{m.transfer, m.seq, m.last, 0, {}, 0, {}};
     }
     if (m.first == in.have && m.last == in.chunks) {
-      in.bytes += m.payload;
+      if constexpr (kDecodeAsArriving) {
+        if (!in.decoder) in.decoder.emplace();
+        (void)in.decoder->feed(m.payload);  // an error is final; finish() reports it
+      }
+      if (!kDecodeAsArriving || storage_) in.bytes += m.payload;
+      in.size += m.payload.size();
       ++in.have;
     }
     if (in.have < in.chunks) {
@@ -605,14 +621,19 @@ class ReplicaCore {
       return;
     }
     // The last chunk is acknowledged only once the state is joined and durable.
-    Result<T> state = decode<T>(in.bytes);
+    Result<T> state = Errc::truncated;
+    if constexpr (kDecodeAsArriving) {
+      if (in.decoder) state = in.decoder->finish();
+    } else {
+      state = decode<T>(in.bytes);
+    }
     const std::uint64_t id = in.id;
     const std::uint64_t chunks = in.chunks;
     Incoming done = std::move(in);
     incoming_.erase(from);
     if (!state) {
       ++metrics_.payloads_rejected;
-    } else if (!absorb(std::move(*state), from, done.bytes.size(), done.bytes, nullptr,
+    } else if (!absorb(std::move(*state), from, done.size, done.bytes, nullptr,
                        /*whole_state=*/true) ||
                !sync_storage()) {
       return;  // not durable: unacknowledged, the sender starts the transfer over

@@ -70,12 +70,31 @@ class ByteInputArchive
   // Reads `bytes` (which must outlive the archive).
   explicit ByteInputArchive(std::string_view bytes)
       : cereal::InputArchive<ByteInputArchive, cereal::AllowEmptyClassElision>(this),
+        begin_(bytes.data()),
         at_(bytes.data()),
         end_(bytes.data() + bytes.size()) {
     std::uint8_t little = 0;
     (*this)(little);
+    swap_ = swap_for_marker(little);
+  }
+
+  // Reads `bytes` that continue a payload whose marker was already read (a payload decoded
+  // in pieces): `swap` is what the marker said.
+  struct Continuation {
+    bool swap;
+  };
+  ByteInputArchive(std::string_view bytes, Continuation c)
+      : cereal::InputArchive<ByteInputArchive, cereal::AllowEmptyClassElision>(this),
+        begin_(bytes.data()),
+        at_(bytes.data()),
+        end_(bytes.data() + bytes.size()),
+        swap_(c.swap) {}
+
+  // What a byte-order marker says: whether data must be byte-swapped on this host. Throws
+  // std::domain_error for a byte that is no marker.
+  static bool swap_for_marker(std::uint8_t little) {
     if (little > 1) throw std::domain_error("bad byte-order marker");
-    swap_ = (little == 1) != detail::kNativeLittle;
+    return (little == 1) != detail::kNativeLittle;
   }
 
   template <std::size_t Width>
@@ -86,10 +105,12 @@ class ByteInputArchive
     if (swap_) detail::swap_each<Width>(static_cast<unsigned char*>(data), size);
   }
 
-  // Bytes not read yet.
+  // Bytes not read yet, and read so far.
   std::size_t remaining() const { return static_cast<std::size_t>(end_ - at_); }
+  std::size_t consumed() const { return static_cast<std::size_t>(at_ - begin_); }
 
  private:
+  const char* begin_;
   const char* at_;
   const char* end_;
   bool swap_ = false;

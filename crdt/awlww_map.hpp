@@ -370,17 +370,39 @@ class AWLWWMap {
 
   template <class Archive>
   void load(Archive& ar) {
-    AWLWWMap fresh;
-    ar(fresh.ctx_);
-    const std::uint64_t n = detail::load_count(ar);
-    if constexpr (requires { ar.remaining(); }) {
-      // Sized once, but never beyond what the bytes present could hold (n is untrusted):
-      // an entry takes at least a slot count, a dot and a timestamp.
-      constexpr std::uint64_t kMinEntryBytes = 8 + 16 + 8;
-      fresh.table_.reserve(
-          static_cast<std::size_t>(std::min<std::uint64_t>(n, ar.remaining() / kMinEntryBytes)));
+    PieceLoader loader;
+    while (loader.load_next(ar)) {
     }
-    for (std::uint64_t i = 0; i < n; ++i) {
+    *this = std::move(loader).take();
+  }
+
+  // Loads a payload one unit at a time - first the context and entry count, then one entry
+  // per call - so that a payload arriving in pieces can be decoded as it arrives
+  // (StreamingDecoder). A unit cut short by the end of the archive throws before changing
+  // the loader, so it can be read again once more bytes are there.
+  class PieceLoader {
+   public:
+    // Reads the next unit; returns false, reading nothing, once the value is complete.
+    // Throws on malformed input (and cereal::Exception at the end of the archive).
+    template <class Archive>
+    bool load_next(Archive& ar) {
+      if (!started_) {
+        CausalContext ctx;
+        ar(ctx);
+        const std::uint64_t n = detail::load_count(ar);
+        if constexpr (requires { ar.remaining(); }) {
+          // Sized once, but never beyond what the bytes present could hold (n is
+          // untrusted): an entry takes at least a slot count, a dot and a timestamp.
+          constexpr std::uint64_t kMinEntryBytes = 8 + 16 + 8;
+          fresh_.table_.reserve(static_cast<std::size_t>(
+              std::min<std::uint64_t>(n, ar.remaining() / kMinEntryBytes)));
+        }
+        fresh_.ctx_ = std::move(ctx);
+        left_ = n;
+        started_ = true;
+        return true;
+      }
+      if (left_ == 0) return false;
       Entry e{};
       detail::load_value(ar, e.key);
       const std::uint64_t slots = detail::load_count(ar);
@@ -401,12 +423,20 @@ class AWLWWMap {
           e.rest->push_back(std::move(s));
         }
       }
-      if (!fresh.table_.append_if_unique(std::move(e))) {
+      if (!fresh_.table_.append_if_unique(std::move(e))) {
         throw std::runtime_error("duplicate map key or dot");
       }
+      --left_;
+      return true;
     }
-    *this = std::move(fresh);
-  }
+    // The loaded value (complete once load_next returned false).
+    AWLWWMap take() && { return std::move(fresh_); }
+
+   private:
+    AWLWWMap fresh_;
+    bool started_ = false;
+    std::uint64_t left_ = 0;  // entries still to read
+  };
 
  private:
   using Entry = detail::LwwEntry<K, V>;
