@@ -63,7 +63,9 @@ struct SyncMessage {
     // Chunk `first` of `last` chunks of a state transfer; `transfer` names the transfer and
     // `seq` is the sender's sequence number when its state was captured.
     state_chunk = 3,
-    // Receiver holds chunks [0, first) of transfer `transfer`.
+    // Receiver holds chunks [0, first) of transfer `transfer`. With `last` = 1 it declines
+    // the transfer for now (it is receiving another peer's whole state): the sender drops
+    // the transfer and catches up later. (Senders that predate this ignore such an ack.)
     state_ack = 4,
     // Digest catch-up (docs/protocol.md). `transfer` names it, `first` numbers the request
     // (answered by a digest_reply with the same `first`), `seq` is the snapshot's sequence
@@ -100,6 +102,7 @@ struct SyncMetrics {
   std::uint64_t catchup_chunks_sent = 0;      // catch-up messages (chunks, digests) sent
   std::uint64_t catchup_bytes_sent = 0;
   std::uint64_t catchups_completed = 0;  // catch-ups received and joined
+  std::uint64_t catchups_declined = 0;   // whole states declined while another arrived
   std::uint64_t payloads_rejected = 0;   // deltas or states that failed to decode (dropped)
   std::uint64_t storage_errors = 0;      // appends or syncs that failed (nothing acknowledged)
   std::uint64_t buffer_entries = 0;      // current (not monotone)

@@ -8,12 +8,14 @@
 // passed in must outlive the Replica (detach the replica from it first).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <concepts>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <system_error>
@@ -152,14 +154,24 @@ class Replica {
                               std::forward<Token>(token));
   }
 
-  // Hands a message from the transport to this replica.
+  // Hands a message from the transport to this replica (any thread). Messages wait in an
+  // inbox that the strand empties from a posted handler and also after every local write:
+  // acknowledgements then do not queue behind a long run of writes already posted to the
+  // strand (which would hold the delta buffer until the writes were all applied).
   void deliver(PeerId from, SyncMessage msg) {
-    asio::post(impl_->strand, [impl = impl_, from, msg = std::move(msg)] {
-      if (impl->stopped) return;
-      impl->core.receive(impl->now(), from, msg);
-      impl->pump();
-      if (!impl->ack_waits.empty()) impl->check_acks();
-    });
+    bool was_empty = false;
+    {
+      std::lock_guard lock(impl_->inbox_mutex);
+      was_empty = impl_->inbox.empty();
+      impl_->inbox.push_back(Inbound{from, std::move(msg)});
+      impl_->inbox_waiting.store(true, std::memory_order_release);
+    }
+    if (was_empty) {
+      asio::post(impl_->strand, [impl = impl_] {
+        if (impl->stopped) return;
+        impl->pump();
+      });
+    }
   }
 
   // Sets the replicas this one sends to (unidirectional), at any time.
@@ -296,6 +308,11 @@ class Replica {
   }
 
  private:
+  struct Inbound {
+    PeerId from;
+    SyncMessage msg;
+  };
+
   struct Impl {
     Impl(asio::any_io_executor ex, ReplicaId id, SyncTransport& t, ReplicaOptions o, T state,
          std::uint64_t seq, std::uint64_t incarnation)
@@ -363,12 +380,30 @@ class Replica {
     }
 
     // Sends queued messages, hands diffs to the callback strand, and re-arms the timer.
+    // After anything that may have produced output: takes in delivered messages, runs a
+    // push or sync round that is due (the timer's handler may be queued behind many
+    // writes), sends the output and re-arms the timer.
     void pump() {
+      if (inbox_waiting.load(std::memory_order_acquire)) receive_inbox();
+      if (const Time t = now(); core.next_wakeup() <= t) core.tick(t);
       for (auto& out : core.take_outbox()) transport.send(core.id(), out.to, std::move(out.msg));
       if (!diffs.empty() && on_diffs) {
         asio::post(*diff_strand, [cb = on_diffs, d = std::exchange(diffs, {})] { cb(d); });
       }
       arm_timer();
+    }
+
+    void receive_inbox() {
+      std::vector<Inbound> batch;
+      {
+        std::lock_guard lock(inbox_mutex);
+        batch.swap(inbox);
+        inbox_waiting.store(false, std::memory_order_relaxed);
+      }
+      if (stopped) return;
+      const Time t = now();
+      for (Inbound& in : batch) core.receive(t, in.from, in.msg);
+      if (!ack_waits.empty()) check_acks();
     }
 
     void arm_timer() {
@@ -400,6 +435,10 @@ class Replica {
 
     asio::strand<asio::any_io_executor> strand;
     asio::steady_timer timer;
+    // Messages delivered and not yet received (any thread writes, the strand reads).
+    std::mutex inbox_mutex;
+    std::vector<Inbound> inbox;
+    std::atomic<bool> inbox_waiting{false};
     SyncTransport& transport;
     ReplicaCore<T> core;
     HybridClock clock;

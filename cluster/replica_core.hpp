@@ -146,7 +146,7 @@ class ReplicaCore {
         on_delta_ack(now, from, m);
         break;
       case SyncMessage::Kind::state_chunk:
-        on_state_chunk(from, m);
+        on_state_chunk(now, from, m);
         break;
       case SyncMessage::Kind::state_ack:
         on_state_ack(now, from, m);
@@ -268,6 +268,7 @@ class ReplicaCore {
     std::uint64_t acked = 0;      // A[j]
     std::uint64_t sent_upto = 0;  // deltas [acked, sent_upto) are in flight
     Time last_progress{};
+    Time retry_at{};  // a declined catch-up starts again from then
     std::unique_ptr<Transfer> transfer;
     std::unique_ptr<detail::DigestSender<T>> digest;  // a digest catch-up in progress
   };
@@ -286,7 +287,35 @@ class ReplicaCore {
     std::string bytes;
     std::size_t size = 0;  // bytes received in order
     IncomingDecoder decoder{};
+    Time last_seen{};
+    std::map<std::uint64_t, std::string> ahead{};  // chunks past `have`, by number
   };
+  // How far past the next expected chunk arriving chunks are kept (reordered on the way);
+  // later ones are dropped and sent again. Bounds memory to this many chunks.
+  static constexpr std::uint64_t kChunksHeldAhead = 16;
+
+  void take_chunk(Incoming& in, std::string_view chunk) {
+    if constexpr (kDecodeAsArriving) {
+      if (!in.decoder) in.decoder.emplace();
+      (void)in.decoder->feed(chunk);  // an error is final; finish() reports it
+    }
+    if (!kDecodeAsArriving || storage_) in.bytes += chunk;
+    in.size += chunk.size();
+    ++in.have;
+  }
+
+  // A state_ack's `last` when the receiver declines the transfer for now.
+  static constexpr std::uint64_t kTransferDeclined = 1;
+
+  // Whether a whole-state transfer from a peer other than `from` is under way here (a chunk
+  // arrived recently; one whose sender went silent stops counting).
+  bool whole_state_arriving(Time now, PeerId from) const {
+    const Time quiet = 2 * std::max(options_.retransmit_after, options_.sync_interval);
+    return std::any_of(incoming_.begin(), incoming_.end(), [&](const auto& kv) {
+      return kv.first != from && kv.second.have < kv.second.chunks &&
+             now - kv.second.last_seen <= quiet;
+    });
+  }
 
   static std::size_t size_of(const T& delta) {
     if constexpr (requires { delta.encoded_size_hint(); }) {
@@ -339,7 +368,7 @@ class ReplicaCore {
   void flush(Time now, PeerId j, Neighbour& n, bool retransmit) {
     seal_tail();
     if (!n.known || n.acked < buffer_base_) {
-      start_transfer(now, j, n);
+      if (now >= n.retry_at) start_transfer(now, j, n);
       return;
     }
     skip_own_deltas(j, n);
@@ -574,10 +603,21 @@ class ReplicaCore {
     if (it == neighbours_.end() || !it->second.transfer) return;
     Neighbour& n = it->second;
     Transfer& t = *n.transfer;
+    if (m.last == kTransferDeclined) {
+      // j is receiving another whole state: try again later, by digests where possible.
+      if (m.transfer == t.id) {
+        n.transfer.reset();
+        n.last_progress = now;
+        n.retry_at = now + options_.retransmit_after;
+      }
+      return;
+    }
     if (m.transfer != t.id || m.first == t.acked) return;
-    // An ack below what j confirmed before means j lost its partial copy (it restarted):
-    // rewind to what it holds. (A late, reordered ack rewinds needlessly but harmlessly:
-    // j's answer to the resent chunk moves us forward again.)
+    // An ack of no chunk at all, below what j confirmed before, means j lost its partial
+    // copy (it restarted): rewind. Any other lower ack is a late one, reordered behind a
+    // later ack, and is ignored: rewinding on those fed on itself, as the resent window's
+    // duplicate acks arrived out of order in turn (a storm of retransmissions).
+    if (m.first < t.acked && m.first != 0) return;
     const bool lost = m.first < t.acked;
     t.acked = std::min(m.first, t.chunks);
     t.sent = lost ? t.acked : std::max(t.sent, t.acked);
@@ -597,24 +637,45 @@ class ReplicaCore {
   // Chunks are taken in order only (a gap waits for the sender's retransmission). The
   // state is joined only once complete: a partial state must never be joined with the
   // sender's whole causal context.
-  void on_state_chunk(PeerId from, const SyncMessage& m) {
-    Incoming& in = incoming_[from];
-    if (in.id != m.transfer) {
+  void on_state_chunk(Time now, PeerId from, const SyncMessage& m) {
+    auto found = incoming_.find(from);
+    if (found == incoming_.end() || found->second.id != m.transfer) {
       if (completed_.contains(from) && completed_[from] == m.transfer) {
         send_state_ack(from, m.transfer, m.last);  // a late duplicate of a finished transfer
         incoming_.erase(from);
         return;
       }
-      in = Incoming{m.transfer, m.seq, m.last, 0, {}, 0, {}};
-    }
-    if (m.first == in.have && m.last == in.chunks) {
-      if constexpr (kDecodeAsArriving) {
-        if (!in.decoder) in.decoder.emplace();
-        (void)in.decoder->feed(m.payload);  // an error is final; finish() reports it
+      if (whole_state_arriving(now, from)) {
+        // One whole state at a time: a second would cost as much again to receive and
+        // decode, and add nothing once the first is in. The sender catches up later (by
+        // digests, which find little to send by then).
+        ++metrics_.catchups_declined;
+        SyncMessage decline;
+        decline.kind = SyncMessage::Kind::state_ack;
+        decline.transfer = m.transfer;
+        decline.last = kTransferDeclined;
+        send(from, std::move(decline));
+        return;
       }
-      if (!kDecodeAsArriving || storage_) in.bytes += m.payload;
-      in.size += m.payload.size();
-      ++in.have;
+      Incoming fresh;
+      fresh.id = m.transfer;
+      fresh.seq = m.seq;
+      fresh.chunks = m.last;
+      found = incoming_.insert_or_assign(from, std::move(fresh)).first;
+    }
+    Incoming& in = found->second;
+    in.last_seen = now;
+    if (m.last == in.chunks && m.first >= in.have) {
+      if (m.first == in.have) {
+        take_chunk(in, m.payload);
+        // Chunks that overtook this one on the way are taken now, in order.
+        for (auto it = in.ahead.find(in.have); it != in.ahead.end(); it = in.ahead.find(in.have)) {
+          take_chunk(in, it->second);
+          in.ahead.erase(it);
+        }
+      } else if (m.first - in.have < kChunksHeldAhead) {
+        in.ahead.try_emplace(m.first, m.payload);
+      }
     }
     if (in.have < in.chunks) {
       send_state_ack(from, in.id, in.have);
@@ -755,6 +816,11 @@ class ReplicaCore {
           reply.payload = w.take();
         }
         send(from, std::move(reply));
+        return;
+      }
+      if (state_.is_bottom() && whole_state_arriving(now, from)) {
+        // Holding nothing, the answer would ask for a second whole state: stay silent
+        // until the one arriving is in (the sender asks again).
         return;
       }
       it = digest_in_
