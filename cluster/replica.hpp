@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -64,20 +65,41 @@ struct DiffTraits<AWLWWMap<K, V, H, E>> {
   using Change = KeyChange<K, V>;
   static constexpr bool supported = true;
 
-  // Values of the keys a delta may change, captured before it is joined.
+  // Values of the keys a delta may change, captured before it is joined. Joined into a
+  // state holding nothing (a catch-up of a new replica), every key of the delta is new:
+  // its changes are read straight off the delta, in storage order, with no lookups.
   struct Pending {
     std::vector<std::pair<K, std::optional<V>>> before;
+    std::vector<Change> all_new;
+    bool from_bottom = false;
   };
   static std::optional<V> value(const Map& m, const K& k) {
     const V* v = m.find(k);
     return v ? std::optional<V>(*v) : std::nullopt;
   }
   static void capture(Pending& p, const Map& state, const Map& delta) {
+    if (state.is_bottom()) {
+      p.from_bottom = true;
+      p.all_new.reserve(delta.size());
+      delta.for_each([&](const K& k, const V& v) { p.all_new.push_back(Change{k, v}); });
+      return;
+    }
     state.for_each_key_affected_by(delta,
                                    [&](const K& k) { p.before.emplace_back(k, value(state, k)); });
   }
   // Reports keys whose visible value differs from what was captured.
   static void compare(Pending& p, const Map& state, std::vector<Change>& out) {
+    if (p.from_bottom) {
+      p.from_bottom = false;
+      if (out.empty()) {
+        out.swap(p.all_new);
+      } else {
+        out.insert(out.end(), std::make_move_iterator(p.all_new.begin()),
+                   std::make_move_iterator(p.all_new.end()));
+      }
+      p.all_new.clear();
+      return;
+    }
     // Keys may repeat; report each once. The set holds indices into p.before, hashed and
     // compared by key, so a large delta (a whole state) costs O(keys), not O(keys^2).
     const auto hash = [&p](std::size_t i) { return H{}(p.before[i].first); };

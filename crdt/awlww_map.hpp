@@ -344,15 +344,15 @@ class AWLWWMap {
 
   // Invariants of a well-formed value: every slot's dot is in the context, keys and dots
   // appear once, entries are in canonical slot order, and the indexes describe the entries.
-  bool valid() const { return table_.indexes_consistent() && valid_decoded(); }
-  // What decode checks after load: load itself refused repeated keys and dots (the indexes
-  // it built are consistent by construction), so only the content rules remain.
-  bool valid_decoded() const {
-    bool ok = true;
+  bool valid() const {
+    bool ok = table_.indexes_consistent();
     table_.for_each_dot([&](const Dot& d) { ok = ok && d.counter != 0 && ctx_.contains(d); });
     for (const Entry& e : table_) ok = ok && e.canonical();
     return ok;
   }
+  // What decode checks after load: nothing more. load enforces every rule of valid() entry
+  // by entry as it reads (while the entry is still in cache), and builds the indexes itself.
+  bool valid_decoded() const { return true; }
 
   template <class Archive>
   void save(Archive& ar) const {
@@ -423,6 +423,12 @@ class AWLWWMap {
           e.rest->push_back(std::move(s));
         }
       }
+      bool dots_seen = true;
+      e.for_each_dot([&](const Dot& d) {
+        dots_seen = dots_seen && d.counter != 0 && fresh_.ctx_.contains(d);
+      });
+      if (!dots_seen) throw std::runtime_error("map entry with a dot outside the context");
+      if (!e.canonical()) throw std::runtime_error("map entry slots out of order");
       if (!fresh_.table_.append_if_unique(std::move(e))) {
         throw std::runtime_error("duplicate map key or dot");
       }
