@@ -198,9 +198,9 @@ class Replica {
 
   // Sets the replicas this one sends to (unidirectional), at any time.
   void set_neighbours(std::vector<PeerId> peers) {
-    asio::post(impl_->strand, [impl = impl_, peers = std::move(peers)] {
-      impl->core.set_neighbours(peers);
-      impl->pump();
+    impl_->submit([peers = std::move(peers)](Impl& impl) {
+      impl.core.set_neighbours(peers);
+      impl.pump();
     });
   }
 
@@ -244,12 +244,11 @@ class Replica {
   // (not the replica's strand, so a slow callback never delays replication), in order.
   template <class Callback>
   requires Traits::supported void on_diffs(asio::any_io_executor executor, Callback callback) {
-    asio::post(impl_->strand,
-               [impl = impl_, ex = std::move(executor), cb = std::move(callback)]() mutable {
-                 impl->diff_strand.emplace(asio::make_strand(ex));
-                 impl->on_diffs = std::move(cb);
-                 impl->install_observer();
-               });
+    impl_->submit([ex = std::move(executor), cb = std::move(callback)](Impl& impl) mutable {
+      impl.diff_strand.emplace(asio::make_strand(ex));
+      impl.on_diffs = std::move(cb);
+      impl.install_observer();
+    });
   }
 
   // ---- typed helpers for AWLWWMap ----
@@ -334,6 +333,21 @@ class Replica {
     PeerId from;
     SyncMessage msg;
   };
+
+  struct Impl;
+  // An operation submitted to run on the strand (see Impl::submit).
+  struct Op {
+    virtual ~Op() = default;
+    virtual void run(Impl& impl) = 0;
+  };
+  template <class F>
+  struct OpFn final : Op {
+    explicit OpFn(F&& fn) : f(std::move(fn)) {}
+    void run(Impl& impl) override { f(impl); }
+    F f;
+  };
+  // Stands for "no executor of its own" when asking a handler for its executor.
+  struct NoExecutor : asio::system_executor {};
 
   struct Impl {
     Impl(asio::any_io_executor ex, ReplicaId id, SyncTransport& t, ReplicaOptions o, T state,
@@ -457,6 +471,31 @@ class Replica {
 
     asio::strand<asio::any_io_executor> strand;
     asio::steady_timer timer;
+    // Operations submitted from any thread run on the strand in submission order, every
+    // operation waiting at the time by one posted handler. Cheaper than a strand post each
+    // (the strand's queue and lock, a copy of the shared state pointer) when writes come
+    // in bursts; the order among submitted operations is the order of the submit calls.
+    template <class F>
+    void submit(F&& fn) {
+      auto op = std::make_unique<OpFn<std::decay_t<F>>>(std::forward<F>(fn));
+      bool was_empty = false;
+      {
+        std::lock_guard lock(submit_mutex);
+        was_empty = submitted.empty();
+        submitted.push_back(std::move(op));
+      }
+      if (was_empty) asio::post(strand, [self = shared()] { self->run_submitted(); });
+    }
+    void run_submitted() {
+      std::vector<std::unique_ptr<Op>> batch;
+      {
+        std::lock_guard lock(submit_mutex);
+        batch.swap(submitted);
+      }
+      for (auto& op : batch) op->run(*this);
+    }
+    std::mutex submit_mutex;
+    std::vector<std::unique_ptr<Op>> submitted;
     // Messages delivered and not yet received (any thread writes, the strand reads).
     std::mutex inbox_mutex;
     std::vector<Inbound> inbox;
@@ -540,8 +579,9 @@ class Replica {
   auto run(Body body, Token&& token, WriteConcern concern = {}) {
     return asio::async_initiate<Token, void(std::exception_ptr, R)>(
         [impl = impl_, body = std::move(body), concern](auto handler) mutable {
-          asio::post(impl->strand, [impl, body = std::move(body), concern,
-                                    handler = std::move(handler)]() mutable {
+          impl->submit([body = std::move(body), concern,
+                        handler = std::move(handler)](Impl& self) mutable {
+            Impl* impl = &self;
             std::exception_ptr error;
             R result{};
             try {
@@ -557,15 +597,21 @@ class Replica {
             } else if constexpr (requires { result.key.has_value(); }) {
               if (result.key) seq_of_write = result.seq;
             }
-            // dispatch: a handler without an executor of its own (a callback, a future)
-            // completes right here, not via another trip through the strand.
+            // A handler without an executor of its own (a callback, a future) completes right
+            // here, not via another trip through the strand; others are dispatched to theirs.
+            using Handler = decltype(handler);
             auto complete = [handler = std::move(handler), result = std::move(result),
-                             strand = impl->strand](std::exception_ptr e) mutable {
-              auto ex = asio::get_associated_executor(handler, strand);
-              asio::dispatch(
-                  ex, [handler = std::move(handler), e, result = std::move(result)]() mutable {
-                    std::move(handler)(e, std::move(result));
-                  });
+                             impl](std::exception_ptr e) mutable {
+              if constexpr (std::is_same_v<asio::associated_executor_t<Handler, NoExecutor>,
+                                           NoExecutor>) {
+                std::move(handler)(e, std::move(result));
+              } else {
+                auto ex = asio::get_associated_executor(handler, impl->strand);
+                asio::dispatch(
+                    ex, [handler = std::move(handler), e, result = std::move(result)]() mutable {
+                      std::move(handler)(e, std::move(result));
+                    });
+              }
             };
             const bool wrote = !error && (seq_of_write || std::is_same_v<R, std::uint64_t>);
             if (concern.level == WriteConcern::Level::durable && wrote) {
