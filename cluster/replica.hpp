@@ -40,6 +40,7 @@ namespace deltacrdt {
 // A change to one key, as seen by on_diffs: the new value, or nullopt when removed.
 template <class K, class V>
 struct KeyChange {
+  using Key = K;
   K key;
   std::optional<V> value;
   friend bool operator==(const KeyChange&, const KeyChange&) = default;
@@ -117,9 +118,32 @@ struct DiffTraits<AWLWWMap<K, V, H, E>> {
     p.before.clear();
   }
   // A local mutation has already applied itself: report the keys its delta holds. (Keys a
-  // local delta only removes are reported by Replica::remove, which knows them.)
+  // local delta only removes are not in it: see run_noting_removals.)
   static void local(const Map& state, const Map& delta, std::vector<Change>& out) {
     delta.for_each([&](const K& k, const V&) { out.push_back(Change{k, value(state, k)}); });
+  }
+
+  // Runs an arbitrary local mutator fn(Map&) -> Map on `state`, then reports the keys it
+  // removed and that are still absent (a key removed and written again is reported by
+  // local()). The map names them as they go (AWLWWMap::observe_erasures).
+  template <class Mutator>
+  static Map run_noting_removals(Map& state, Mutator& fn, std::vector<K>& erased) {
+    const typename Map::EraseObserver note = [&erased](const K& k) { erased.push_back(k); };
+    state.observe_erasures(&note);
+    struct StopObserving {
+      Map& m;
+      ~StopObserving() { m.observe_erasures(nullptr); }
+    } stop{state};
+    return fn(state);
+  }
+  static void report_removals(const Map& state, std::vector<K>& erased, std::vector<Change>& out) {
+    boost::unordered_flat_set<K, H, E> reported;
+    for (K& k : erased) {
+      if (!state.contains(k) && reported.insert(k).second) {
+        out.push_back(Change{std::move(k), std::nullopt});
+      }
+    }
+    erased.clear();
   }
 };
 
@@ -214,6 +238,16 @@ class Replica {
   auto mutate(F fn, WriteConcern concern, Token&& token = {}) {
     return run<std::uint64_t>(
         [fn = std::move(fn)](Impl& impl) mutable {
+          if constexpr (Traits::supported) {
+            if (impl.on_diffs) {
+              // on_diffs must hear of the keys fn removes, which its delta does not name.
+              std::vector<typename Traits::Change::Key> erased;
+              const std::uint64_t seq = impl.core.mutate(
+                  impl.now(), [&](T& x) { return Traits::run_noting_removals(x, fn, erased); });
+              Traits::report_removals(impl.core.state(), erased, impl.diffs);
+              return seq;
+            }
+          }
           return impl.core.mutate(impl.now(), [&](T& x) { return fn(x); });
         },
         std::forward<Token>(token), concern);

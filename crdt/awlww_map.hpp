@@ -77,7 +77,7 @@ class AWLWWMap {
     const std::uint32_t pos = table_.find(key);
     if (pos == Table::kNone) return delta;
     table_.at(pos).for_each_dot([&](const Dot& d) { delta.ctx_.insert(d); });
-    table_.erase(pos);
+    erase_entry(pos);
     return delta;
   }
 
@@ -85,9 +85,19 @@ class AWLWWMap {
   [[nodiscard]] AWLWWMap clear() {
     AWLWWMap delta;
     table_.for_each_dot([&](const Dot& d) { delta.ctx_.insert(d); });
+    if (erase_observer_.fn != nullptr) {
+      for (const Entry& e : table_) (*erase_observer_.fn)(e.key);
+    }
     table_.clear();
     return delta;
   }
+
+  // While set, every key whose entry leaves this map (by remove, clear or a join that
+  // removes it) is first passed to *observer: how a caller running an arbitrary mutator
+  // learns which keys it removed, which the returned delta does not name. Not part of the
+  // value: copies and moves do not carry it, == ignores it. Not owned; pass nullptr to stop.
+  using EraseObserver = std::function<void(const K&)>;
+  void observe_erasures(const EraseObserver* observer) { erase_observer_.fn = observer; }
 
   // ---- reads: no copies of the state ----
 
@@ -499,7 +509,7 @@ class AWLWWMap {
     std::size_t adopted = 0;
     theirs.for_each_slot([&](const Slot& s) { adopted += ctx_.contains(s.dot) ? 0 : 1; });
     if (kept + adopted == 0) {
-      table_.erase(pos);  // unindexes every dot the entry held
+      erase_entry(pos);  // unindexes every dot the entry held
       return removed;
     }
     // Our surviving slots are moved, not copied: the entry is rebuilt from `slots` below.
@@ -591,7 +601,7 @@ class AWLWWMap {
     if (pos == Table::kNone) return;
     Entry& e = table_.at(pos);
     if (!e.rest) {
-      table_.erase(pos);
+      erase_entry(pos);
       return;
     }
     table_.dot_removed(d);
@@ -602,8 +612,22 @@ class AWLWWMap {
     e.assign(slots);
   }
 
+  void erase_entry(std::uint32_t pos) {
+    if (erase_observer_.fn != nullptr) (*erase_observer_.fn)(table_.at(pos).key);
+    table_.erase(pos);
+  }
+
+  // A pointer that belongs to the object, not its value: never copied or moved along.
+  struct ObserverSlot {
+    const EraseObserver* fn = nullptr;
+    ObserverSlot() = default;
+    ObserverSlot(const ObserverSlot&) noexcept {}
+    ObserverSlot& operator=(const ObserverSlot&) noexcept { return *this; }
+  };
+
   Table table_;
   CausalContext ctx_;
+  ObserverSlot erase_observer_;
 };
 
 }  // namespace deltacrdt

@@ -2,6 +2,7 @@
 // LocalTransport, on_diffs notifications, and errors from user code.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -82,6 +83,67 @@ TEST_SUITE("cluster.replica") {
     using C = KeyChange<std::string, std::string>;
     CHECK(seen_by_b == std::vector<C>{{"k", "1"}, {"k", "2"}, {"k", std::nullopt}});
     CHECK(seen_by_a == std::vector<C>{{"k", "1"}, {"k", "2"}, {"k", std::nullopt}});
+  }
+
+  TEST_CASE("on_diffs hears of the keys an arbitrary mutator removes, local and remote") {
+    LocalCluster<Map> cluster(2);
+    Replica<Map>& a = cluster[1];
+    Replica<Map>& b = cluster[2];
+    std::mutex mu;
+    using C = KeyChange<std::string, std::string>;
+    std::vector<C> seen_by_a, seen_by_b;
+    a.on_diffs(cluster.executor(), [&](const auto& changes) {
+      std::lock_guard lock(mu);
+      seen_by_a.insert(seen_by_a.end(), changes.begin(), changes.end());
+    });
+    b.on_diffs(cluster.executor(), [&](const auto& changes) {
+      std::lock_guard lock(mu);
+      seen_by_b.insert(seen_by_b.end(), changes.begin(), changes.end());
+    });
+    for (const char* k : {"x", "y", "z"}) a.put(std::string(k), std::string("1")).get();
+    CHECK(eventually([&] {
+      std::lock_guard lock(mu);
+      return seen_by_b.size() == 3;
+    }));
+    // One mutator: remove x, remove y and write it again, write w. Its delta names y and w
+    // only; x must still be reported as removed, y as written (not removed).
+    a.mutate([](Map& m) {
+       Map d = m.remove("x");
+       d.join(m.remove("y"));
+       d.join(m.put(1, "y", "2", HlcTimestamp{1u << 30}));
+       d.join(m.put(1, "w", "3", HlcTimestamp{(1u << 30) + 1}));
+       return d;
+     }).get();
+    // Then a clear through the generic path: every remaining key is reported removed.
+    a.mutate([](Map& m) { return m.clear(); }).get();
+    const auto sorted = [](std::vector<C> v) {
+      std::sort(v.begin(), v.end(), [](const C& l, const C& r) { return l.key < r.key; });
+      return v;
+    };
+    CHECK(eventually([&] {
+      std::lock_guard lock(mu);
+      return seen_by_a.size() >= 3 + 3 + 3;
+    }));
+    {
+      std::lock_guard lock(mu);
+      REQUIRE(seen_by_a.size() == 3 + 3 + 3);
+      CHECK(sorted({seen_by_a.begin() + 3, seen_by_a.begin() + 6}) ==
+            std::vector<C>{{"w", "3"}, {"x", std::nullopt}, {"y", "2"}});
+      CHECK(sorted({seen_by_a.begin() + 6, seen_by_a.end()}) ==
+            std::vector<C>{{"w", std::nullopt}, {"y", std::nullopt}, {"z", std::nullopt}});
+    }
+    // B, receiving the deltas (maybe joined into one), ends with every key reported gone.
+    const auto reported_gone_on_b = [&](const std::string& k) {
+      std::lock_guard lock(mu);
+      bool gone = false;
+      for (const C& c : seen_by_b) {
+        if (c.key == k) gone = !c.value.has_value();
+      }
+      return gone;
+    };
+    CHECK(eventually([&] {
+      return reported_gone_on_b("x") && reported_gone_on_b("y") && reported_gone_on_b("z");
+    }));
   }
 
   TEST_CASE("a new replica's on_diffs reports every key of the state it catches up on, once") {

@@ -240,6 +240,30 @@ TEST_SUITE("crdt.awlww_map") {
     CHECK(deltacrdt::detail::decode_payload<Map>(payload).error() == deltacrdt::Errc::corrupt);
   }
 
+  TEST_CASE("an erase observer hears every key that leaves the map and is not part of its value") {
+    Map m;
+    for (const char* k : {"a", "b", "c", "d"}) (void)m.put(1, k, "v", HlcTimestamp{1});
+    Map other = m;  // a replica that will remove "d"
+    const Map removal = other.remove("d");
+    std::vector<std::string> erased;
+    const Map::EraseObserver note = [&](const std::string& k) { erased.push_back(k); };
+    m.observe_erasures(&note);
+    Map copy = m;  // copies do not carry the observer
+    (void)copy.remove("a");
+    CHECK(erased.empty());
+    CHECK(copy != m);
+    (void)m.remove("a");
+    m.join(removal);  // a join that removes a key
+    CHECK(erased == std::vector<std::string>{"a", "d"});
+    (void)m.clear();
+    std::sort(erased.begin(), erased.end());
+    CHECK(erased == std::vector<std::string>{"a", "b", "c", "d"});
+    m.observe_erasures(nullptr);
+    (void)m.put(1, "e", "v", HlcTimestamp{2});
+    (void)m.remove("e");
+    CHECK(erased.size() == 4);
+  }
+
   // A map of 20 keys, some with concurrent slots (replicas 1 and 2 wrote them unaware).
   Map sample_map() {
     Map a;
