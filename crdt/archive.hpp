@@ -105,6 +105,14 @@ class ByteInputArchive
     if (swap_) detail::swap_each<Width>(static_cast<unsigned char*>(data), size);
   }
 
+  // The next n bytes, read in place (valid while the archive's bytes are).
+  std::string_view read_bytes(std::size_t n) {
+    if (n > remaining()) throw cereal::Exception("truncated");
+    const std::string_view out(at_, n);
+    at_ += n;
+    return out;
+  }
+
   // Bytes not read yet, and read so far.
   std::size_t remaining() const { return static_cast<std::size_t>(end_ - at_); }
   std::size_t consumed() const { return static_cast<std::size_t>(at_ - begin_); }

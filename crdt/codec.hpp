@@ -159,6 +159,12 @@ void load_value(Archive& ar, T& v) {
     ar(b);
     if (b > 1) throw std::domain_error("bool out of range");
     v = b != 0;
+  } else if constexpr (std::is_same_v<T, std::string> &&
+                       requires { ar.read_bytes(std::size_t{}); }) {
+    // From memory: the bytes are there (or this throws) before anything is allocated.
+    const std::uint64_t n = load_count(ar);
+    const std::string_view bytes = ar.read_bytes(static_cast<std::size_t>(n));
+    v.assign(bytes.data(), bytes.size());
   } else if constexpr (std::is_same_v<T, std::string>) {
     const std::uint64_t n = load_count(ar);
     constexpr std::size_t kChunk = 64 * 1024;
