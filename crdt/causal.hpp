@@ -5,11 +5,19 @@
 // owned elsewhere, so the same code serves a standalone value and an ORMap entry).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <optional>
+#include <span>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include <xxhash.h>
+
+#include "crdt/bucketed.hpp"
 #include "crdt/causal_context.hpp"
 #include "crdt/codec.hpp"
 #include "crdt/dot_store.hpp"
@@ -36,10 +44,18 @@ std::vector<Dot> covered_dots(const Store& store, const CausalContext& ctx, Pred
   return hits;
 }
 
+template <class S>
+struct is_dot_map : std::false_type {};
+template <class K, class S, class H, class E>
+struct is_dot_map<DotMap<K, S, H, E>> : std::true_type {};
+
 }  // namespace detail
 
 template <class Derived, class Store>
 class CausalCrdt {
+  // Types whose store is keyed (ORSet, ORMap) support catch-up by key-hash ranges.
+  static constexpr bool kKeyed = detail::is_dot_map<Store>::value;
+
  public:
   using StoreType = Store;
 
@@ -90,6 +106,104 @@ class CausalCrdt {
     return detail::hash_bytes(buf);
   }
 
+  // ---- catch-up by key-hash ranges (crdt/bucketed.hpp, docs/protocol.md), keyed stores ----
+  // An entry is a key with its whole child store. Positions are the store's iteration
+  // order, which holds while the value is unchanged (the sender extracts from a snapshot).
+
+  // One HashedEntry per key, sorted by key hash. O(size log size).
+  std::vector<HashedEntry> hashed_entries(std::uint64_t seed) const requires kKeyed {
+    std::vector<HashedEntry> out;
+    out.reserve(store_.size());
+    std::string buf;
+    std::uint32_t index = 0;
+    store_.for_each([&](const auto& key, const auto& child) {
+      buf.clear();
+      detail::append_canonical(buf, key);
+      const std::uint64_t kh = detail::hash_bytes(buf);
+      child.append_canonical(buf);
+      out.push_back(HashedEntry{kh, XXH3_64bits_withSeed(buf.data(), buf.size(), seed), index++});
+    });
+    std::sort(out.begin(), out.end(), [](const HashedEntry& a, const HashedEntry& b) {
+      return a.key_hash != b.key_hash ? a.key_hash < b.key_hash : a.index < b.index;
+    });
+    return out;
+  }
+
+  // The entries at the given positions with a context of exactly their dots. O(size): the
+  // store has no random access. Throws std::out_of_range for a position past the end.
+  Derived extract_entries(std::span<const std::uint32_t> indices) const requires kKeyed {
+    std::vector<std::uint32_t> wanted(indices.begin(), indices.end());
+    std::sort(wanted.begin(), wanted.end());
+    wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+    if (!wanted.empty() && wanted.back() >= store_.size()) {
+      throw std::out_of_range("extract_entries: position past the end");
+    }
+    Derived out;
+    std::size_t next = 0;
+    std::uint32_t index = 0;
+    store_.for_each([&](const auto& key, const auto& child) {
+      if (next < wanted.size() && wanted[next] == index) {
+        out.store_.add_child(key, child);
+        child.for_each_dot([&](const Dot& d) { out.ctx_.insert(d); });
+        ++next;
+      }
+      ++index;
+    });
+    return out;
+  }
+
+  // The delta that brings our keys hashing into `ranges` up to `part` (an extract of those
+  // ranges from a replica whose whole context is their_ctx): part's entries in the ranges,
+  // and as context only, the dots of ours there that their_ctx covers and part lacks
+  // (removed there). Joining it touches nothing outside the ranges. O(size + |part|).
+  Derived range_delta(const Derived& part, const CausalContext& their_ctx,
+                      std::span<const KeyHashRange> ranges) const requires kKeyed {
+    Derived out;
+    std::string buf;
+    const auto removed_there = [&](const Dot& d) {
+      return their_ctx.contains(d) && !part.store_.contains_dot(d);
+    };
+    store_.for_each([&](const auto& key, const auto& child) {
+      bool suspect = false;  // cheap test first: only then hash the key
+      child.for_each_dot([&](const Dot& d) { suspect = suspect || removed_there(d); });
+      if (!suspect || !in_ranges(ranges, key_hash(key, buf))) return;
+      child.for_each_dot([&](const Dot& d) {
+        if (removed_there(d)) out.ctx_.insert(d);
+      });
+    });
+    part.store_.for_each([&](const auto& key, const auto& child) {
+      if (!in_ranges(ranges, key_hash(key, buf))) return;  // not what was asked for
+      out.store_.add_child(key, child);
+      child.for_each_dot([&](const Dot& d) { out.ctx_.insert(d); });
+    });
+    return out;
+  }
+
+  // Without random access, positions cannot be checked cheaply: always range_delta.
+  std::optional<Derived> range_delta_at(const Derived&, const CausalContext&,
+                                        std::span<const KeyHashRange>,
+                                        std::span<const HashedEntry>) const requires kKeyed {
+    return std::nullopt;
+  }
+
+  // The dots of `c` we have not seen, as a delta with no entries (the last step of a
+  // catch-up, once every differing range is in).
+  Derived context_delta(const CausalContext& c) const requires kKeyed {
+    Derived out;
+    c.for_each_dot_missing_from(ctx_, [&](const Dot& d) { out.ctx_.insert(d); });
+    return out;
+  }
+
+  // f(key_hash, dot) for every dot of every entry. O(size).
+  template <class F>
+  void for_each_keyed_dot(F&& f) const requires kKeyed {
+    std::string buf;
+    store_.for_each([&](const auto& key, const auto& child) {
+      const std::uint64_t kh = key_hash(key, buf);
+      child.for_each_dot([&](const Dot& d) { f(kh, d); });
+    });
+  }
+
   // A decoded value must not hold dots its context has not seen (it would break the join).
   bool valid() const {
     bool ok = true;
@@ -111,6 +225,14 @@ class CausalCrdt {
   }
 
  protected:
+  // Where a key sits on the hash line (the same function as AWLWWMap's).
+  template <class K>
+  static std::uint64_t key_hash(const K& key, std::string& buf) {
+    buf.clear();
+    detail::append_canonical(buf, key);
+    return detail::hash_bytes(buf);
+  }
+
   static Derived from_delta(CausalDelta<Store>&& d) {
     Derived out;
     out.store_ = std::move(d.store);

@@ -197,6 +197,9 @@ class DotMap {
   using Node = typename Map::value_type;
 
  public:
+  using key_type = K;
+  using child_type = S;
+
   DotMap() = default;
   DotMap(const DotMap& o) : map_(o.map_) { rebuild_index(); }
   DotMap(DotMap&&) noexcept = default;  // node addresses survive a move, so the index does
@@ -272,6 +275,13 @@ class DotMap {
     if (!child.store.empty()) out.store.emplace_child(key, std::move(child.store));
     if (it->second.empty()) map_.erase(it);
     return out;
+  }
+
+  // Adds an absent key with a copy of child `s`, indexing its dots (extracts of a state).
+  // Throws std::runtime_error if the key or one of the dots is already present.
+  void add_child(const K& key, const S& s) {
+    if (map_.contains(key)) throw std::runtime_error("duplicate dot map key");
+    emplace_child(key, s);
   }
 
   // Removes key; the delta's context holds the removed dots.

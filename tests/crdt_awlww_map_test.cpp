@@ -11,7 +11,9 @@
 
 #include "crdt/awlww_map.hpp"
 #include "crdt/codec.hpp"
+#include "crdt/ew_flag.hpp"
 #include "crdt/hlc.hpp"
+#include "crdt/ormap.hpp"
 #include "crdt/orset.hpp"
 #include "tests/crdt_models.hpp"
 #include "tests/property.hpp"
@@ -455,4 +457,8 @@ TEST_SUITE("crdt.awlww_map.buckets") {
 }
 
 static_assert(deltacrdt::BucketedCrdt<Map>);
-static_assert(!deltacrdt::BucketedCrdt<deltacrdt::ORSet<std::string>>);
+// The keyed causal types catch up by key ranges too; those without keys do not.
+static_assert(deltacrdt::BucketedCrdt<deltacrdt::ORSet<std::string>>);
+static_assert(
+    deltacrdt::BucketedCrdt<deltacrdt::ORMap<std::string, deltacrdt::ORSet<std::string>>>);
+static_assert(!deltacrdt::BucketedCrdt<deltacrdt::EWFlag>);
