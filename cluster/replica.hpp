@@ -455,7 +455,7 @@ class Replica {
     // writes), sends the output and re-arms the timer.
     void pump() {
       if (inbox_waiting.load(std::memory_order_acquire)) receive_inbox();
-      if (const Time t = now(); core.next_wakeup() <= t) core.tick(t);
+      if (const Time t = now(); !stopped && core.next_wakeup() <= t) core.tick(t);
       for (auto& out : core.take_outbox()) transport.send(core.id(), out.to, std::move(out.msg));
       if (!diffs.empty() && on_diffs) {
         asio::post(*diff_strand, [cb = on_diffs, d = std::exchange(diffs, {})] { cb(d); });
@@ -526,7 +526,22 @@ class Replica {
         std::lock_guard lock(submit_mutex);
         batch.swap(submitted);
       }
-      for (auto& op : batch) op->run(*this);
+      std::size_t done = 0;
+      try {
+        while (done < batch.size()) batch[done++]->run(*this);
+      } catch (...) {
+        // A completion handler threw (out of io_context::run, as it would from its own
+        // handler): the rest of the batch goes back in front of the queue, to run next.
+        bool post = false;
+        {
+          std::lock_guard lock(submit_mutex);
+          post = submitted.empty() && done < batch.size();
+          submitted.insert(submitted.begin(), std::make_move_iterator(batch.begin() + done),
+                           std::make_move_iterator(batch.end()));
+        }
+        if (post) asio::post(strand, [self = shared()] { self->run_submitted(); });
+        throw;
+      }
     }
     std::mutex submit_mutex;
     std::vector<std::unique_ptr<Op>> submitted;
