@@ -7,7 +7,7 @@
 // Entry must have a member `key` (of type K) and `for_each_dot(f)` listing its dots.
 // Positions and references are invalidated by append/erase; callers re-find after them.
 // Value type (a copy rebuilds its indexes; a move keeps them: they live behind one heap
-// pointer, which is also what the indexes' hashers point to). Not thread-safe.
+// pointer). Not thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -17,11 +17,9 @@
 #include <utility>
 #include <vector>
 
-#include <boost/unordered/unordered_flat_map.hpp>
-#include <boost/unordered/unordered_flat_set.hpp>
-
 #include "crdt/dot.hpp"
 #include "crdt/dot_index.hpp"
+#include "crdt/key_index.hpp"
 #include "crdt/segmented_vector.hpp"
 
 namespace deltacrdt::detail {
@@ -34,13 +32,9 @@ class EntryTable {
   static constexpr std::size_t kIndexAbove = 8;
 
   EntryTable() = default;
+  // A copy keeps every position, so the indexes are copied rather than rebuilt.
   EntryTable(const EntryTable& o) {
-    if (o.impl_ && !o.impl_->entries.empty()) {
-      impl_ = std::make_unique<Impl>();
-      impl_->entries = o.impl_->entries;
-      impl_->dot_count = o.impl_->dot_count;
-      if (o.impl_->indexed) build_indexes();
-    }
+    if (o.impl_ && !o.impl_->entries.empty()) impl_ = std::make_unique<Impl>(*o.impl_);
   }
   EntryTable(EntryTable&&) noexcept = default;
   EntryTable& operator=(const EntryTable& o) {
@@ -63,10 +57,7 @@ class EntryTable {
 
   std::uint32_t find(const K& key) const {
     if (!impl_) return kNone;
-    if (impl_->indexed) {
-      auto it = impl_->keys.find(key);
-      return it == impl_->keys.end() ? kNone : it->pos;
-    }
+    if (impl_->indexed) return find_hashed(key, short_hash(key));
     const auto& v = impl_->entries;
     for (std::uint32_t i = 0; i < v.size(); ++i) {
       if (KeyEqual{}(v[i].key, key)) return i;
@@ -97,26 +88,14 @@ class EntryTable {
 
   // Adds an entry whose key is absent; indexes its dots. Returns its position.
   std::uint32_t append(Entry e) {
-    if (!impl_) impl_ = std::make_unique<Impl>();
-    auto& v = impl_->entries;
-    const auto pos = static_cast<std::uint32_t>(v.size());
-    v.push_back(std::move(e));
-    std::size_t dots = 0;
-    v.back().for_each_dot([&](const Dot&) { ++dots; });
-    impl_->dot_count += dots;
-    if (impl_->indexed) {
-      impl_->keys.insert(Pos{pos, short_hash(v.back().key)});
-      v.back().for_each_dot([&](const Dot& d) { impl_->dots.insert_or_assign(d, pos); });
-    } else if (v.size() > kIndexAbove) {
-      build_indexes();
-    }
-    return pos;
+    const std::uint32_t hash = impl_ && impl_->indexed ? short_hash(e.key) : 0;
+    return append_hashed(std::move(e), hash);
   }
 
   // For decoding: appends e and reports whether its key and all its dots were new to the
-  // table (the caller checks e's own dots against each other). On false
-  // the table's indexes no longer describe it: the caller must discard the table. One index
-  // probe per key and dot instead of a lookup before every insertion.
+  // table (the caller checks e's own dots against each other). On false the table's dot
+  // index no longer describes it: the caller must discard the table. One dot index probe per
+  // dot instead of a lookup before every insertion.
   bool append_if_unique(Entry e) {
     if (!impl_ || !impl_->indexed) {
       if (find(e.key) != kNone) return false;
@@ -126,9 +105,10 @@ class EntryTable {
       append(std::move(e));
       return !impl_->indexed || impl_->dots.size() == impl_->dot_count;
     }
-    const std::size_t keys = impl_->keys.size();
-    append(std::move(e));
-    return impl_->keys.size() == keys + 1 && impl_->dots.size() == impl_->dot_count;
+    const std::uint32_t hash = short_hash(e.key);
+    if (find_hashed(e.key, hash) != kNone) return false;
+    append_hashed(std::move(e), hash);
+    return impl_->dots.size() == impl_->dot_count;
   }
 
   // Removes the entry at pos (its dots leave the dot index); the last entry moves into pos.
@@ -140,14 +120,13 @@ class EntryTable {
       if (impl_->indexed) impl_->dots.erase(d);
     });
     if (impl_->indexed) {
-      // Unindex before moving: the key index hashes positions through the vector.
-      impl_->keys.erase(impl_->keys.find(v[pos].key));
-      if (pos != last) impl_->keys.erase(impl_->keys.find(v[last].key));
+      // By position: neither slot needs its key compared.
+      impl_->keys.erase(short_hash(v[pos].key), pos);
+      if (pos != last) impl_->keys.relocate(short_hash(v[last].key), last, pos);
     }
     if (pos != last) {
       v[pos] = std::move(v[last]);
       if (impl_->indexed) {
-        impl_->keys.insert(Pos{pos, short_hash(v[pos].key)});
         v[pos].for_each_dot([&](const Dot& d) { impl_->dots.insert_or_assign(d, pos); });
       }
     }
@@ -193,46 +172,41 @@ class EntryTable {
   }
 
  private:
-  struct Impl;
-  // An index element: the entry's position and 32 bits of its key's hash, kept so that
-  // inserting and rehashing never reach into the entry vector or hash a key again.
-  struct Pos {
-    std::uint32_t pos;
-    std::uint32_t hash;
-  };
+  // 32 bits of the key's hash: the key index stores them beside each position, so growing
+  // the index never reaches into the entry vector or hashes a key again.
   static std::uint32_t short_hash(const K& k) { return static_cast<std::uint32_t>(Hash{}(k)); }
-  // Hash and equality over positions; equality resolves keys through the owning Impl
-  // (which never moves). Transparent, so that lookups take a key.
-  struct KeyHash {
-    using is_transparent = void;
-    std::size_t operator()(const Pos& p) const { return p.hash; }
-    std::size_t operator()(const K& k) const { return short_hash(k); }
-  };
-  struct KeyEq {
-    using is_transparent = void;
-    const Impl* impl;
-    bool operator()(const Pos& a, const Pos& b) const {
-      return KeyEqual{}(impl->entries[a.pos].key, impl->entries[b.pos].key);
-    }
-    bool operator()(const K& a, const Pos& b) const {
-      return KeyEqual{}(a, impl->entries[b.pos].key);
-    }
-    bool operator()(const Pos& a, const K& b) const {
-      return KeyEqual{}(impl->entries[a.pos].key, b);
-    }
-  };
 
   struct Impl {
-    Impl() : keys(0, KeyHash{}, KeyEq{this}) {}
-    Impl(const Impl&) = delete;
-    Impl& operator=(const Impl&) = delete;
-
-    SegmentedVector<Entry> entries;                       // elements never move as the table grows
-    boost::unordered_flat_set<Pos, KeyHash, KeyEq> keys;  // valid iff indexed
-    DotIndex dots;                                        // valid iff indexed
+    SegmentedVector<Entry> entries;  // elements never move as the table grows
+    KeyIndex keys;                   // valid iff indexed
+    DotIndex dots;                   // valid iff indexed
     std::size_t dot_count = 0;
     bool indexed = false;
   };
+
+  // Requires the indexes to be built; `hash` is short_hash(key).
+  std::uint32_t find_hashed(const K& key, std::uint32_t hash) const {
+    const auto& v = impl_->entries;
+    return impl_->keys.find(hash, [&](std::uint32_t p) { return KeyEqual{}(v[p].key, key); });
+  }
+
+  // append(), with `hash` = short_hash(e.key) when the indexes are built (else unused).
+  std::uint32_t append_hashed(Entry e, std::uint32_t hash) {
+    if (!impl_) impl_ = std::make_unique<Impl>();
+    auto& v = impl_->entries;
+    const auto pos = static_cast<std::uint32_t>(v.size());
+    v.push_back(std::move(e));
+    std::size_t dots = 0;
+    v.back().for_each_dot([&](const Dot&) { ++dots; });
+    impl_->dot_count += dots;
+    if (impl_->indexed) {
+      impl_->keys.insert(hash, pos);
+      v.back().for_each_dot([&](const Dot& d) { impl_->dots.insert_or_assign(d, pos); });
+    } else if (v.size() > kIndexAbove) {
+      build_indexes();
+    }
+    return pos;
+  }
 
   void build_indexes() {
     Impl& m = *impl_;
@@ -240,7 +214,7 @@ class EntryTable {
     m.dots.clear();
     m.keys.reserve(m.entries.size());
     for (std::uint32_t i = 0; i < m.entries.size(); ++i) {
-      m.keys.insert(Pos{i, short_hash(m.entries[i].key)});
+      m.keys.insert(short_hash(m.entries[i].key), i);
       m.entries[i].for_each_dot([&](const Dot& d) { m.dots.insert_or_assign(d, i); });
     }
     m.indexed = true;
