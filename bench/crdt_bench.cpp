@@ -30,12 +30,14 @@
 
 #include "crdt/awlww_map.hpp"
 #include "crdt/codec.hpp"
+#include "crdt/compact_string.hpp"
 #include "crdt/hlc.hpp"
 #include "crdt/orset.hpp"
 
 namespace {
 
 using deltacrdt::AWLWWMap;
+using deltacrdt::CompactString;
 using deltacrdt::HlcTimestamp;
 using deltacrdt::HybridClock;
 using deltacrdt::ORSet;
@@ -57,6 +59,8 @@ using Key = std::array<char, kKeyBytes>;
 using Value = std::array<char, kValueBytes>;
 using StrMap = AWLWWMap<std::string, std::string>;
 using FixedMap = AWLWWMap<Key, Value>;
+// The same strings kept as CompactString (inline up to 23 bytes, else one exact heap block).
+using CompactMap = AWLWWMap<CompactString, CompactString>;
 using Clock = std::chrono::steady_clock;
 
 // Keeps results observable, so the optimiser cannot drop the work that produced them.
@@ -277,24 +281,26 @@ M build_map(ReplicaId self, const std::vector<K>& keys, const std::vector<V>& va
 
 // The timed part of delta apply; a function of its own so a profiler can single it out
 // (e.g. callgrind --toggle-collect='*apply_deltas*').
-[[gnu::noinline]] void apply_deltas(StrMap& replica, const std::vector<StrMap>& deltas) {
-  for (const StrMap& delta : deltas) replica.join(delta);
+template <class Map>
+[[gnu::noinline]] void apply_deltas(Map& replica, const std::vector<Map>& deltas) {
+  for (const Map& delta : deltas) replica.join(delta);
 }
 
 // Applies n single-key deltas from replica 2 to `inner` copies of `base` (n keys, replica 1):
 // even-numbered deltas overwrite keys[i/2], odd-numbered ones add keys[n + i/2]. Each copy
 // gets its own sender, so one replica is worked on from start to end (as at N = 1M) instead
 // of all copies taking turns per chunk and each going cold in between. Only joins are timed.
-double time_delta_apply(const Dataset& d, std::size_t n, std::size_t inner, const StrMap& base) {
-  std::vector<StrMap> replicas(inner, base);
-  StrMap sender_state;
+template <class Map>
+double time_delta_apply(const Dataset& d, std::size_t n, std::size_t inner, const Map& base) {
+  std::vector<Map> replicas(inner, base);
+  Map sender_state;
   sender_state.join(base);  // a second replica holding the same state
 
-  std::vector<StrMap> chunk;
+  std::vector<Map> chunk;
   chunk.reserve(std::min(n, kDeltaChunk));
   double secs = 0;
-  for (StrMap& r : replicas) {
-    StrMap sender = sender_state;
+  for (Map& r : replicas) {
+    Map sender = sender_state;
     HybridClock clock2;
     static_cast<void>(clock2.observe(HlcTimestamp::from_parts(fake_ms(n), 0), fake_ms(n)));
     for (std::size_t start = 0; start < n; start += kDeltaChunk) {
@@ -445,6 +451,9 @@ SizeResult run_size(std::size_t n, const Options& opt) {
               Metric{"bytes/key", {static_cast<double>(bytes.size()) / static_cast<double>(n)}});
         });
     measure_memory(
+        res, "map_compact", n, [&] { return build_map<CompactMap>(1, d.keys, d.values, 0, 0, n); },
+        noop);
+    measure_memory(
         res, "baseline_fixed", n,
         [&] {
           std::unordered_map<Key, Value, boost::hash<Key>> m;
@@ -469,6 +478,14 @@ SizeResult run_size(std::size_t n, const Options& opt) {
               HybridClock clock;  // shared by the run's maps: still monotone, and just as cheap
               return time_fill<StrMap>(inner, n, [&](StrMap& m, std::size_t i) {
                 const StrMap delta = m.put(1, d.keys[i], d.values[i], clock.now(fake_ms(i)));
+                g_sink += delta.size();
+              });
+            }));
+    res.add("put_compact",
+            rate_metric("AWLWWMap<CompactString,CompactString>::put", n, repeat, ops, [&] {
+              HybridClock clock;
+              return time_fill<CompactMap>(inner, n, [&](CompactMap& m, std::size_t i) {
+                const CompactMap delta = m.put(1, d.keys[i], d.values[i], clock.now(fake_ms(i)));
                 g_sink += delta.size();
               });
             }));
@@ -509,6 +526,11 @@ SizeResult run_size(std::size_t n, const Options& opt) {
     res.add("delta_apply", rate_metric(
                                "delta apply (replica.join(delta))", n, repeat, ops,
                                [&] { return time_delta_apply(d, n, inner, base); }, "deltas/s"));
+    const CompactMap compact_base = build_map<CompactMap>(1, d.keys, d.values, 0, 0, n);
+    res.add("delta_apply_compact",
+            rate_metric(
+                "delta apply, CompactString", n, repeat, ops,
+                [&] { return time_delta_apply(d, n, inner, compact_base); }, "deltas/s"));
   }
 
   if (opt.wants("join")) {
@@ -571,6 +593,8 @@ constexpr Row kRows[] = {
      false},
     {"put", "`AWLWWMap<string,string>::put` (delta consumed)", "M ops/s", "baseline_insert", true,
      false},
+    {"put_compact", "`AWLWWMap<CompactString,CompactString>::put`", "M ops/s", "baseline_insert",
+     true, false},
     {"baseline_insert_fixed", "baseline: `unordered_map<array<16>,array<32>>` insert", "M ops/s",
      nullptr, true, false},
     {"put_fixed", "`AWLWWMap<array<16>,array<32>>::put`", "M ops/s", "baseline_insert_fixed", true,
@@ -579,6 +603,8 @@ constexpr Row kRows[] = {
     {"baseline_upsert", "baseline: `unordered_map` upsert, same writes as the deltas", "M ops/s",
      nullptr, true, false},
     {"delta_apply", "delta apply: `replica.join(1-key delta)`", "M deltas/s", "baseline_upsert",
+     true, false},
+    {"delta_apply_compact", "delta apply, `CompactString` map", "M deltas/s", "baseline_upsert",
      true, false},
     {"baseline_merge_disjoint",
      "baseline: `unordered_map` insert_or_assign of N/2 disjoint keys into N/2", "M entries/s",
@@ -595,6 +621,8 @@ constexpr Row kRows[] = {
      nullptr, false, false},
     {"heap_bytes_per_key_map", "heap: `AWLWWMap<string,string>`", "bytes/key",
      "heap_bytes_per_key_baseline", false, false},
+    {"heap_bytes_per_key_map_compact", "heap: `AWLWWMap<CompactString,CompactString>`", "bytes/key",
+     "heap_bytes_per_key_baseline", false, false},
     {"heap_bytes_per_key_baseline_fixed", "heap: baseline `unordered_map<array,array>`",
      "bytes/key", nullptr, false, false},
     {"heap_bytes_per_key_map_fixed", "heap: `AWLWWMap<array<16>,array<32>>`", "bytes/key",
@@ -602,6 +630,8 @@ constexpr Row kRows[] = {
     {"rss_bytes_per_key_baseline", "RSS: baseline `unordered_map<string,string>`", "bytes/key",
      nullptr, false, true},
     {"rss_bytes_per_key_map", "RSS: `AWLWWMap<string,string>`", "bytes/key",
+     "rss_bytes_per_key_baseline", false, true},
+    {"rss_bytes_per_key_map_compact", "RSS: `AWLWWMap<CompactString,CompactString>`", "bytes/key",
      "rss_bytes_per_key_baseline", false, true},
     {"rss_bytes_per_key_baseline_fixed", "RSS: baseline `unordered_map<array,array>`", "bytes/key",
      nullptr, false, true},
@@ -650,8 +680,10 @@ std::vector<Target> evaluate_targets(const std::vector<SizeResult>& results) {
     }
   };
   rate_target("put", "`put` (string)");
+  rate_target("put_compact", "`put` (CompactString)");
   rate_target("put_fixed", "`put` (fixed-size, supplementary)");
   rate_target("delta_apply", "delta apply");
+  rate_target("delta_apply_compact", "delta apply (CompactString)");
   for (const auto& [id, name] :
        {std::pair{"join_disjoint", "disjoint keys"}, std::pair{"join_same_keys", "same keys"}}) {
     if (const Metric* v = big.find(id); v != nullptr) {
@@ -660,6 +692,7 @@ std::vector<Target> evaluate_targets(const std::vector<SizeResult>& results) {
     }
   }
   for (const auto& [id, name] : {std::pair{"heap_bytes_per_key_map", "string"},
+                                 std::pair{"heap_bytes_per_key_map_compact", "CompactString"},
                                  std::pair{"heap_bytes_per_key_map_fixed", "fixed-size"}}) {
     if (const Metric* v = big.find(id); v != nullptr) {
       out.push_back(Target{fmt::format("memory ({}) at N={} <= 160 bytes/key", name, at),

@@ -26,6 +26,7 @@
 #include <cereal/cereal.hpp>
 
 #include "crdt/archive.hpp"
+#include "crdt/compact_string.hpp"
 #include "crdt/error.hpp"
 
 namespace deltacrdt {
@@ -74,6 +75,12 @@ template <class T>
 inline constexpr bool is_byte_like_v =
     std::is_same_v<T, char> || std::is_same_v<T, unsigned char> || std::is_same_v<T, std::byte>;
 
+// Byte strings encoded as a 64-bit length and the bytes: std::string and CompactString
+// share one encoding, one canonical form and hence one digest.
+template <class T>
+inline constexpr bool is_string_like_v =
+    std::is_same_v<T, std::string> || std::is_same_v<T, CompactString>;
+
 template <class T>
 struct is_byte_array : std::false_type {};
 template <class C, std::size_t N>
@@ -87,7 +94,7 @@ void append_canonical(std::string& out, const T& v) {
     out.push_back(v ? 1 : 0);
   } else if constexpr (std::is_integral_v<T> || std::is_enum_v<T>) {
     append_le64(out, static_cast<std::uint64_t>(v));
-  } else if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::string_view>) {
+  } else if constexpr (is_string_like_v<T> || std::is_same_v<T, std::string_view>) {
     append_le64(out, v.size());
     out.append(v.data(), v.size());
   } else if constexpr (is_byte_array<T>::value) {
@@ -119,7 +126,7 @@ template <class T>
 std::size_t approx_encoded_size(const T& v) {
   if constexpr (std::is_arithmetic_v<T> || std::is_enum_v<T>) {
     return sizeof(T);
-  } else if constexpr (std::is_same_v<T, std::string>) {
+  } else if constexpr (is_string_like_v<T>) {
     return 8 + v.size();
   } else if constexpr (is_byte_array<T>::value) {
     return v.size();
@@ -143,7 +150,7 @@ template <class Archive, class T>
 void save_value(Archive& ar, const T& v) {
   if constexpr (std::is_same_v<T, bool>) {
     ar(static_cast<std::uint8_t>(v ? 1 : 0));
-  } else if constexpr (std::is_same_v<T, std::string>) {
+  } else if constexpr (is_string_like_v<T>) {
     ar(static_cast<std::uint64_t>(v.size()));
     ar(cereal::binary_data(v.data(), v.size()));
   } else {
@@ -159,12 +166,19 @@ void load_value(Archive& ar, T& v) {
     ar(b);
     if (b > 1) throw std::domain_error("bool out of range");
     v = b != 0;
-  } else if constexpr (std::is_same_v<T, std::string> &&
-                       requires { ar.read_bytes(std::size_t{}); }) {
+  } else if constexpr (is_string_like_v<T> && requires { ar.read_bytes(std::size_t{}); }) {
     // From memory: the bytes are there (or this throws) before anything is allocated.
     const std::uint64_t n = load_count(ar);
     const std::string_view bytes = ar.read_bytes(static_cast<std::size_t>(n));
-    v.assign(bytes.data(), bytes.size());
+    if constexpr (std::is_same_v<T, std::string>) {
+      v.assign(bytes.data(), bytes.size());
+    } else {
+      v = T(bytes);
+    }
+  } else if constexpr (std::is_same_v<T, CompactString>) {
+    std::string bytes;
+    load_value(ar, bytes);
+    v = CompactString(bytes);
   } else if constexpr (std::is_same_v<T, std::string>) {
     const std::uint64_t n = load_count(ar);
     constexpr std::size_t kChunk = 64 * 1024;
@@ -195,6 +209,17 @@ bool checked_after_decode(const T& value) {
 }
 
 }  // namespace detail
+
+// Cereal serialization of CompactString, for applications that put one in their own
+// Cereal types: the same bytes as Cereal's std::string (length, then the bytes).
+template <class Archive>
+void save(Archive& ar, const CompactString& s) {
+  detail::save_value(ar, s);
+}
+template <class Archive>
+void load(Archive& ar, CompactString& s) {
+  detail::load_value(ar, s);
+}
 
 // Encodes any type with kTypeTag, kFormatVersion and Cereal save/serialize.
 template <class T>

@@ -3,6 +3,7 @@
 
 #include "crdt/awlww_map.hpp"
 #include "crdt/causal_counter.hpp"
+#include "crdt/compact_string.hpp"
 #include "crdt/concept.hpp"
 #include "crdt/ew_flag.hpp"
 #include "crdt/gcounter.hpp"

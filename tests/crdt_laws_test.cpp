@@ -12,6 +12,9 @@ TEST_SUITE("crdt.laws") {
   TEST_CASE("AWLWWMap with indexed storage satisfies the lattice laws") {
     check_lattice_laws<AWLWWMapWideModel>();
   }
+  TEST_CASE("AWLWWMap of CompactString satisfies the lattice laws") {
+    check_lattice_laws<AWLWWMapCompactModel>();
+  }
   TEST_CASE("ORSet satisfies the lattice laws") { check_lattice_laws<ORSetModel>(); }
   TEST_CASE("EWFlag satisfies the lattice laws") { check_lattice_laws<EWFlagModel>(); }
   TEST_CASE("MVRegister satisfies the lattice laws") { check_lattice_laws<MVRegisterModel>(); }
@@ -32,6 +35,9 @@ TEST_SUITE("crdt.decode") {
   }
   TEST_CASE("AWLWWMap rejects truncated and corrupted encodings") {
     check_decoder_robustness<AWLWWMapModel>();
+  }
+  TEST_CASE("AWLWWMap of CompactString rejects truncated and corrupted encodings") {
+    check_decoder_robustness<AWLWWMapCompactModel>();
   }
   TEST_CASE("ORSet rejects truncated and corrupted encodings") {
     check_decoder_robustness<ORSetModel>();

@@ -5,6 +5,7 @@
 
 #include "crdt/awlww_map.hpp"
 #include "crdt/causal_counter.hpp"
+#include "crdt/compact_string.hpp"
 #include "crdt/ew_flag.hpp"
 #include "crdt/hlc.hpp"
 #include "crdt/mv_register.hpp"
@@ -38,6 +39,23 @@ struct AWLWWMapWideModel {
     if (roll < 85) {
       const HlcTimestamp ts = HlcTimestamp::from_parts(rng.physical_ms(), rng.below(2));
       return x.put(self, key, rng.value(), ts);
+    }
+    if (roll < 99) return x.remove(key);
+    return x.clear();
+  }
+};
+
+// CompactString keys and values, some inline and some on the heap (values cross the
+// 23-byte inline limit), over indexed storage.
+struct AWLWWMapCompactModel {
+  using Type = AWLWWMap<CompactString, CompactString>;
+  static Type mutate(Type& x, ReplicaId self, PropertyRng& rng) {
+    const auto roll = rng.below(100);
+    const CompactString key("w" + std::to_string(rng.below(24)));
+    if (roll < 85) {
+      const HlcTimestamp ts = HlcTimestamp::from_parts(rng.physical_ms(), rng.below(2));
+      const std::string value = rng.value() + std::string(rng.below(2) == 0 ? 0 : 30, 'x');
+      return x.put(self, key, value, ts);
     }
     if (roll < 99) return x.remove(key);
     return x.clear();
