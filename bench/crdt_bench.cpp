@@ -290,8 +290,12 @@ template <class Map>
 // even-numbered deltas overwrite keys[i/2], odd-numbered ones add keys[n + i/2]. Each copy
 // gets its own sender, so one replica is worked on from start to end (as at N = 1M) instead
 // of all copies taking turns per chunk and each going cold in between. Only joins are timed.
+// With random_overwrites, every delta overwrites a key drawn at random from keys[0, n)
+// instead: each then lands on a cold entry, where the default order walks the entries in
+// the order they were written.
 template <class Map>
-double time_delta_apply(const Dataset& d, std::size_t n, std::size_t inner, const Map& base) {
+double time_delta_apply(const Dataset& d, std::size_t n, std::size_t inner, const Map& base,
+                        bool random_overwrites = false) {
   std::vector<Map> replicas(inner, base);
   Map sender_state;
   sender_state.join(base);  // a second replica holding the same state
@@ -307,14 +311,16 @@ double time_delta_apply(const Dataset& d, std::size_t n, std::size_t inner, cons
       chunk.clear();
       const std::size_t end = std::min(n, start + kDeltaChunk);
       for (std::size_t i = start; i < end; ++i) {
-        const std::string& key = i % 2 == 0 ? d.keys[i / 2] : d.keys[n + i / 2];
+        const std::string& key = random_overwrites ? d.keys[mix64(kSeed + i) % n]
+                                 : i % 2 == 0      ? d.keys[i / 2]
+                                                   : d.keys[n + i / 2];
         chunk.push_back(sender.put(2, key, d.values[(i + n / 2) % n], clock2.now(fake_ms(n + i))));
       }
       const auto t0 = Clock::now();
       apply_deltas(r, chunk);
       secs += seconds_since(t0);
     }
-    check(r.size() == n + n / 2, "replica size after delta apply");
+    check(r.size() == (random_overwrites ? n : n + n / 2), "replica size after delta apply");
     check(r.context() == sender.context(), "replica context equals sender's after delta apply");
   }
   g_sink += replicas.front().size();
@@ -531,6 +537,10 @@ SizeResult run_size(std::size_t n, const Options& opt) {
             rate_metric(
                 "delta apply, CompactString", n, repeat, ops,
                 [&] { return time_delta_apply(d, n, inner, compact_base); }, "deltas/s"));
+    res.add("delta_apply_random",
+            rate_metric(
+                "delta apply, random-key overwrites", n, repeat, ops,
+                [&] { return time_delta_apply(d, n, inner, base, true); }, "deltas/s"));
   }
 
   if (opt.wants("join")) {
@@ -606,6 +616,8 @@ constexpr Row kRows[] = {
      true, false},
     {"delta_apply_compact", "delta apply, `CompactString` map", "M deltas/s", "baseline_upsert",
      true, false},
+    {"delta_apply_random", "delta apply, every delta overwriting a random key (supplementary)",
+     "M deltas/s", nullptr, true, false},
     {"baseline_merge_disjoint",
      "baseline: `unordered_map` insert_or_assign of N/2 disjoint keys into N/2", "M entries/s",
      nullptr, true, false},

@@ -5,7 +5,6 @@
 #include <concepts>
 #include <cstdint>
 
-
 #include "crdt/codec.hpp"
 
 namespace deltacrdt {
@@ -17,7 +16,8 @@ namespace deltacrdt {
 //  - x.novel_part(d): Δ(d, x), the smallest part of d with x ⊔ Δ(d, x) == x ⊔ d;
 //  - x.is_bottom(): x is the empty/initial state (a no-op delta);
 //  - x.digest(): stable xxHash3 digest of the canonical content (equal values, equal digest);
-//  - kTypeTag/kFormatVersion + Cereal serialisation (PortableBinary layout, crdt/archive.hpp); x.valid() checks the
+//  - kTypeTag/kFormatVersion + Cereal serialisation (PortableBinary layout, crdt/archive.hpp);
+//  x.valid() checks the
 //    invariants a decoded value must satisfy.
 template <class T>
 concept DeltaCrdt = std::regular<T> && requires(T& x, const T& c) {

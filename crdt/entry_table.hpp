@@ -187,7 +187,15 @@ class EntryTable {
   // Requires the indexes to be built; `hash` is short_hash(key).
   std::uint32_t find_hashed(const K& key, std::uint32_t hash) const {
     const auto& v = impl_->entries;
-    return impl_->keys.find(hash, [&](std::uint32_t p) { return KeyEqual{}(v[p].key, key); });
+    return impl_->keys.find(hash, [&](std::uint32_t p) {
+      const Entry& e = v[p];
+      // A candidate is usually the entry sought: start loading what an update of it touches
+      // (its dots' index slots, its value's bytes) while its key is compared, so that these
+      // cache misses overlap instead of following one another.
+      e.for_each_dot([&](const Dot& d) { impl_->dots.prefetch(d); });
+      if constexpr (requires { e.prefetch(); }) e.prefetch();
+      return KeyEqual{}(e.key, key);
+    });
   }
 
   // append(), with `hash` = short_hash(e.key) when the indexes are built (else unused).

@@ -60,6 +60,11 @@ struct LwwEntry {
 
   std::size_t slot_count() const { return 1 + (rest ? rest->size() : 0); }
 
+  // Starts loading the winning value's heap bytes, for values that keep them out of line.
+  void prefetch() const {
+    if constexpr (requires { head.value.data(); }) __builtin_prefetch(head.value.data());
+  }
+
   template <class F>
   void for_each_slot(F&& f) const {
     f(head);

@@ -20,12 +20,15 @@
 #include "cluster/node.hpp"
 #include "crdt/awlww_map.hpp"
 #include "crdt/causal_counter.hpp"
+#include "crdt/compact_string.hpp"
 #include "crdt/ormap.hpp"
 #include "examples/link_shortener/codes.hpp"
 
 namespace deltacrdt::shortener {
 
-using Links = AWLWWMap<std::string, std::string>;
+// Codes (at most 23 bytes) are kept inline and URLs in one exact-size block: see
+// crdt/compact_string.hpp. The bytes on the wire and on disk are those of std::string.
+using Links = AWLWWMap<CompactString, CompactString>;
 using Redirects = ORMap<std::string, CausalCounter>;
 
 // Where a code leads. No URL: unknown. More than one: different URLs were written to the
@@ -69,7 +72,7 @@ class LinkStore {
       Resolution r;
       m.for_each_slot(code, [&](const Links::Slot& s) {
         if (std::find(r.urls.begin(), r.urls.end(), s.value) == r.urls.end()) {
-          r.urls.push_back(s.value);
+          r.urls.push_back(s.value.str());
         }
       });
       return r;
