@@ -9,7 +9,7 @@
 
 namespace deltacrdt {
 
-// A join-semilattice value with delta mutators (see DESIGN section 2):
+// A join-semilattice value with delta mutators:
 //  - value semantics (std::regular: default = bottom, copy, move, ==; no aliasing);
 //  - x.join(y): commutative, associative, idempotent; O(|y|) when y is a small delta;
 //  - x.leq(y): lattice order, x ⊑ y iff x ⊔ y == y;
@@ -17,8 +17,7 @@ namespace deltacrdt {
 //  - x.is_bottom(): x is the empty/initial state (a no-op delta);
 //  - x.digest(): stable xxHash3 digest of the canonical content (equal values, equal digest);
 //  - kTypeTag/kFormatVersion + Cereal serialisation (PortableBinary layout, crdt/archive.hpp);
-//  x.valid() checks the
-//    invariants a decoded value must satisfy.
+//  - x.valid(): checks the invariants a decoded value must satisfy.
 template <class T>
 concept DeltaCrdt = std::regular<T> && requires(T& x, const T& c) {
   { x.join(c) } -> std::same_as<void>;
