@@ -52,7 +52,7 @@ class AWLWWMap {
     AWLWWMap delta;
     const Dot dot = ctx_.make_dot(self);
     delta.ctx_.insert(dot);
-    std::uint32_t pos = table_.find(key);
+    std::uint32_t pos = table_.find_for_update(key);
     if (pos == Table::kNone) {
       pos = table_.append(Entry{std::move(key), Slot{dot, ts, std::move(value)}, nullptr});
     } else {
@@ -257,7 +257,7 @@ class AWLWWMap {
     // Keys o holds: merge slot lists in place (an overwrite reuses the entry).
     std::uint64_t removals_applied = 0;
     for (const Entry& theirs : o.table_) {
-      const std::uint32_t pos = table_.find(theirs.key);
+      const std::uint32_t pos = table_.find_for_update(theirs.key);
       if (pos != Table::kNone) {
         removals_applied += merge_entry(pos, theirs, o);
       } else {

@@ -6,10 +6,11 @@
 //
 // Entry must have a member `key` (of type K) and `for_each_dot(f)` listing its dots.
 // Positions and references are invalidated by append/erase; callers re-find after them.
-// Value type (a copy rebuilds its indexes; a move keeps them: they live behind one heap
-// pointer). Not thread-safe.
+// Value type (a copy copies its indexes, since positions do not change; a move keeps them:
+// they live behind one heap pointer). Not thread-safe.
 #pragma once
 
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -57,12 +58,17 @@ class EntryTable {
 
   std::uint32_t find(const K& key) const {
     if (!impl_) return kNone;
-    if (impl_->indexed) return find_hashed(key, short_hash(key));
-    const auto& v = impl_->entries;
-    for (std::uint32_t i = 0; i < v.size(); ++i) {
-      if (KeyEqual{}(v[i].key, key)) return i;
-    }
-    return kNone;
+    if (impl_->indexed) return find_hashed<false>(key, short_hash(key));
+    return scan(key);
+  }
+  // find(), for a caller about to change the entry found: while a candidate's key is
+  // compared, the lines the change touches (its dots' index slots, its value's bytes) start
+  // loading, so that in a large table these cache misses overlap instead of following one
+  // another. Plain reads skip that work.
+  std::uint32_t find_for_update(const K& key) const {
+    if (!impl_) return kNone;
+    if (impl_->indexed) return find_hashed<true>(key, short_hash(key));
+    return scan(key);
   }
 
   std::uint32_t find_dot(const Dot& d) const {
@@ -106,7 +112,7 @@ class EntryTable {
       return !impl_->indexed || impl_->dots.size() == impl_->dot_count;
     }
     const std::uint32_t hash = short_hash(e.key);
-    if (find_hashed(e.key, hash) != kNone) return false;
+    if (find_hashed<false>(e.key, hash) != kNone) return false;
     append_hashed(std::move(e), hash);
     return impl_->dots.size() == impl_->dot_count;
   }
@@ -185,23 +191,32 @@ class EntryTable {
   };
 
   // Requires the indexes to be built; `hash` is short_hash(key).
+  template <bool kPrefetchForUpdate>
   std::uint32_t find_hashed(const K& key, std::uint32_t hash) const {
     const auto& v = impl_->entries;
     return impl_->keys.find(hash, [&](std::uint32_t p) {
       const Entry& e = v[p];
-      // A candidate is usually the entry sought: start loading what an update of it touches
-      // (its dots' index slots, its value's bytes) while its key is compared, so that these
-      // cache misses overlap instead of following one another.
-      e.for_each_dot([&](const Dot& d) { impl_->dots.prefetch(d); });
-      if constexpr (requires { e.prefetch(); }) e.prefetch();
+      if constexpr (kPrefetchForUpdate) {
+        e.for_each_dot([&](const Dot& d) { impl_->dots.prefetch(d); });
+        if constexpr (requires { e.prefetch(); }) e.prefetch();
+      }
       return KeyEqual{}(e.key, key);
     });
+  }
+
+  std::uint32_t scan(const K& key) const {
+    const auto& v = impl_->entries;
+    for (std::uint32_t i = 0; i < v.size(); ++i) {
+      if (KeyEqual{}(v[i].key, key)) return i;
+    }
+    return kNone;
   }
 
   // append(), with `hash` = short_hash(e.key) when the indexes are built (else unused).
   std::uint32_t append_hashed(Entry e, std::uint32_t hash) {
     if (!impl_) impl_ = std::make_unique<Impl>();
     auto& v = impl_->entries;
+    assert(v.size() <= KeyIndex::kMaxPosition);  // positions above it mark index slots
     const auto pos = static_cast<std::uint32_t>(v.size());
     v.push_back(std::move(e));
     std::size_t dots = 0;
