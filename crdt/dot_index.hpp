@@ -14,6 +14,7 @@
 #include <boost/unordered/unordered_flat_map.hpp>
 
 #include "crdt/dot.hpp"
+#include "crdt/huge_pages.hpp"
 
 namespace deltacrdt::detail {
 
@@ -113,9 +114,9 @@ class DotIndex {
 
  private:
   struct Run {
-    std::uint64_t base = 0;             // counter of window[0]
-    std::vector<std::uint32_t> window;  // position + 1, or 0 for no dot
-    std::size_t live = 0;               // non-zero window slots
+    std::uint64_t base = 0;                                               // counter of window[0]
+    std::vector<std::uint32_t, HugePageAllocator<std::uint32_t>> window;  // position + 1, or 0
+    std::size_t live = 0;                                                 // non-zero window slots
     boost::unordered_flat_map<std::uint64_t, std::uint32_t> sparse;
 
     bool in_window(std::uint64_t c) const { return c >= base && c - base < window.size(); }

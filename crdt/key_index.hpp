@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "crdt/huge_pages.hpp"
+
 namespace deltacrdt::detail {
 
 class KeyIndex {
@@ -128,7 +130,7 @@ class KeyIndex {
   void rehash(std::size_t n) {
     const std::size_t groups =
         std::bit_ceil(std::max<std::size_t>(1, (n + kMaxPerGroup - 1) / kMaxPerGroup));
-    std::vector<Group> old(groups);
+    std::vector<Group, HugePageAllocator<Group>> old(groups);
     old.swap(groups_);
     tombstones_ = 0;
     for (const Group& group : old) {
@@ -138,7 +140,8 @@ class KeyIndex {
     }
   }
 
-  std::vector<Group> groups_;  // a power of two of them, or none
+  // A power of two of them, or none; a large index asks for huge pages (huge_pages.hpp).
+  std::vector<Group, HugePageAllocator<Group>> groups_;
   std::size_t size_ = 0;
   std::size_t tombstones_ = 0;
 };

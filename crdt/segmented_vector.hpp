@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "crdt/huge_pages.hpp"
+
 namespace deltacrdt::detail {
 
 template <class T>
@@ -48,8 +50,10 @@ class SegmentedVector {
   void push_back(T v) {
     const std::size_t k = block_of(size_);
     if (k == blocks_.size()) {
+      const std::size_t bytes = sizeof(T) << k;
       blocks_.push_back(
-          Block(static_cast<T*>(::operator new (sizeof(T) << k, std::align_val_t{alignof(T)}))));
+          Block(static_cast<T*>(::operator new (bytes, std::align_val_t{alignof(T)}))));
+      advise_huge_pages(blocks_.back().get(), bytes);  // a large block is read at random
     }
     ::new (static_cast<void*>(slot(size_))) T(std::move(v));
     ++size_;
