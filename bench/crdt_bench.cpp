@@ -2,10 +2,12 @@
 // several sizes, with 16-byte keys and 32-byte values generated from a fixed seed before any
 // timing. Prints a Markdown table (and the targets, met or missed) to stdout, progress to
 // stderr, and with --json FILE the raw per-run numbers. Single-threaded; every rate is the
-// median of --repeat runs. docs/benchmarks.md explains the figures.
+// median of --repeat runs. The "within 2x of N = 1k" targets are judged on paired runs (the
+// smallest and largest size measured in alternation, see run_paired). docs/benchmarks.md
+// explains the figures.
 //
 // Usage: crdt-bench [--sizes 1000,100000,1000000] [--repeat 5] [--json out.json]
-//                   [--only memory,insert,orset,delta,join]   (a subset, e.g. for profiling)
+//                   [--only memory,insert,orset,delta,join,paired]   (a subset, e.g. for profiling)
 #include <malloc.h>
 #include <unistd.h>
 
@@ -34,6 +36,8 @@
 #include "crdt/hlc.hpp"
 #include "crdt/orset.hpp"
 
+#include "bench/crdt_bench_report.hpp"
+
 namespace {
 
 using deltacrdt::AWLWWMap;
@@ -42,6 +46,9 @@ using deltacrdt::HlcTimestamp;
 using deltacrdt::HybridClock;
 using deltacrdt::ORSet;
 using deltacrdt::ReplicaId;
+using deltacrdt::bench::Metric;
+using deltacrdt::bench::PairedRatio;
+using deltacrdt::bench::SizeResult;
 
 constexpr std::size_t kKeyBytes = 16;
 constexpr std::size_t kValueBytes = 32;
@@ -70,8 +77,9 @@ struct Options {
   std::vector<std::size_t> sizes{1'000, 100'000, 1'000'000};  // N values to measure
   int repeat = 5;    // runs per figure; the median is reported (1M figures vary ~15% run to run)
   std::string json;  // empty: no JSON file
-  // Figure groups to run (memory, insert, orset, delta, join); empty: all. For profiling
-  // one operation, e.g. under callgrind.
+  // Figure groups to run (memory, insert, orset, delta, join, paired); empty: all. For
+  // profiling one operation, e.g. under callgrind. `paired` re-measures the put and delta
+  // figures of the groups chosen at the smallest and largest size in alternation.
   std::vector<std::string> only;
 
   bool wants(std::string_view group) const {
@@ -81,7 +89,7 @@ struct Options {
 
 constexpr const char* kUsage =
     "usage: crdt-bench [--sizes 1000,100000,1000000] [--repeat 5] [--json FILE]\n"
-    "                  [--only memory,insert,orset,delta,join]\n";
+    "                  [--only memory,insert,orset,delta,join,paired]\n";
 
 [[noreturn]] void usage_error(std::string_view why) {
   fmt::print(stderr, "crdt-bench: {}\n{}", why, kUsage);
@@ -126,7 +134,8 @@ Options parse_args(int argc, char** argv) {
       o.json = std::string(next());
     } else if (arg == "--only") {
       for (const std::string_view g : split_commas(next())) {
-        if (g != "memory" && g != "insert" && g != "orset" && g != "delta" && g != "join") {
+        if (g != "memory" && g != "insert" && g != "orset" && g != "delta" && g != "join" &&
+            g != "paired") {
           usage_error(fmt::format("unknown group '{}'", g));
         }
         o.only.emplace_back(g);
@@ -204,35 +213,8 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t m = v.size() / 2;
-  return v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
 // Rebuilds per timed run: enough that a run covers about kKeysPerTimedRun keys.
 std::size_t inner_reps(std::size_t n) { return std::max<std::size_t>(1, kKeysPerTimedRun / n); }
-
-struct Metric {
-  std::string unit;
-  std::vector<double> runs;  // one value per run (a single value for memory figures)
-  double value() const { return median(runs); }
-};
-
-// The figures of one size, by metric id, in insertion order for the JSON.
-struct SizeResult {
-  std::size_t n = 0;
-  std::size_t inner = 1;
-  std::vector<std::pair<std::string, Metric>> metrics;
-
-  void add(const std::string& id, Metric m) { metrics.emplace_back(id, std::move(m)); }
-  const Metric* find(std::string_view id) const {
-    for (const auto& [k, m] : metrics) {
-      if (k == id) return &m;
-    }
-    return nullptr;
-  }
-};
 
 // Runs `once` (which returns seconds for `ops` operations) once untimed, then `repeat`
 // times; rates in ops/s. The warm-up run leaves the heap holding the memory the figure
@@ -265,6 +247,16 @@ double time_fill(std::size_t inner, std::size_t n, Insert insert) {
   const double secs = seconds_since(t0);
   for (const C& m : maps) check(m.size() == n, "container size after fill");
   return secs;
+}
+
+// Times put of keys[0, n) into `inner` fresh maps; each delta is consumed (its size read).
+template <class Map>
+double time_put(const Dataset& d, std::size_t n, std::size_t inner) {
+  HybridClock clock;  // shared by the run's maps: still monotone, and just as cheap
+  return time_fill<Map>(inner, n, [&](Map& m, std::size_t i) {
+    const Map delta = m.put(1, d.keys[i], d.values[i], clock.now(fake_ms(i)));
+    g_sink += delta.size();
+  });
 }
 
 template <class M, class K, class V>
@@ -480,21 +472,10 @@ SizeResult run_size(std::size_t n, const Options& opt) {
               return time_fill<M>(inner, n,
                                   [&](M& m, std::size_t i) { m.emplace(d.keys[i], d.values[i]); });
             }));
-    res.add("put", rate_metric("AWLWWMap<string,string>::put", n, repeat, ops, [&] {
-              HybridClock clock;  // shared by the run's maps: still monotone, and just as cheap
-              return time_fill<StrMap>(inner, n, [&](StrMap& m, std::size_t i) {
-                const StrMap delta = m.put(1, d.keys[i], d.values[i], clock.now(fake_ms(i)));
-                g_sink += delta.size();
-              });
-            }));
-    res.add("put_compact",
-            rate_metric("AWLWWMap<CompactString,CompactString>::put", n, repeat, ops, [&] {
-              HybridClock clock;
-              return time_fill<CompactMap>(inner, n, [&](CompactMap& m, std::size_t i) {
-                const CompactMap delta = m.put(1, d.keys[i], d.values[i], clock.now(fake_ms(i)));
-                g_sink += delta.size();
-              });
-            }));
+    res.add("put", rate_metric("AWLWWMap<string,string>::put", n, repeat, ops,
+                               [&] { return time_put<StrMap>(d, n, inner); }));
+    res.add("put_compact", rate_metric("AWLWWMap<CompactString,CompactString>::put", n, repeat, ops,
+                                       [&] { return time_put<CompactMap>(d, n, inner); }));
     res.add("baseline_insert_fixed",
             rate_metric("unordered_map<array16,array32> insert", n, repeat, ops, [&] {
               using M = std::unordered_map<Key, Value, boost::hash<Key>>;
@@ -581,212 +562,85 @@ SizeResult run_size(std::size_t n, const Options& opt) {
   return res;
 }
 
-// ---- reporting ----
+// ---- paired ratios ----
 
-std::string size_label(std::size_t n) {
-  if (n >= 1'000'000 && n % 1'000'000 == 0) return fmt::format("{}M", n / 1'000'000);
-  if (n >= 1'000 && n % 1'000 == 0) return fmt::format("{}k", n / 1'000);
-  return fmt::format("{}", n);
-}
-
-struct Row {
-  const char* id;
-  const char* label;
-  const char* unit;
-  const char* baseline;  // metric id this figure is compared with, or nullptr
-  bool rate;             // shown in millions per second
-  bool big_only;         // shown only for N >= 100k (RSS is page-grained)
-};
-
-constexpr Row kRows[] = {
-    {"baseline_insert", "baseline: `unordered_map<string,string>` insert", "M ops/s", nullptr, true,
-     false},
-    {"put", "`AWLWWMap<string,string>::put` (delta consumed)", "M ops/s", "baseline_insert", true,
-     false},
-    {"put_compact", "`AWLWWMap<CompactString,CompactString>::put`", "M ops/s", "baseline_insert",
-     true, false},
-    {"baseline_insert_fixed", "baseline: `unordered_map<array<16>,array<32>>` insert", "M ops/s",
-     nullptr, true, false},
-    {"put_fixed", "`AWLWWMap<array<16>,array<32>>::put`", "M ops/s", "baseline_insert_fixed", true,
-     false},
-    {"orset_add", "`ORSet<string>::add`", "M ops/s", "baseline_insert", true, false},
-    {"baseline_upsert", "baseline: `unordered_map` upsert, same writes as the deltas", "M ops/s",
-     nullptr, true, false},
-    {"delta_apply", "delta apply: `replica.join(1-key delta)`", "M deltas/s", "baseline_upsert",
-     true, false},
-    {"delta_apply_compact", "delta apply, `CompactString` map", "M deltas/s", "baseline_upsert",
-     true, false},
-    {"delta_apply_random", "delta apply, every delta overwriting a random key (supplementary)",
-     "M deltas/s", nullptr, true, false},
-    {"baseline_merge_disjoint",
-     "baseline: `unordered_map` insert_or_assign of N/2 disjoint keys into N/2", "M entries/s",
-     nullptr, true, false},
-    {"join_disjoint", "full-state join, N/2 + N/2 disjoint keys", "M entries/s",
-     "baseline_merge_disjoint", true, false},
-    {"baseline_merge_same_keys", "baseline: `unordered_map` insert_or_assign of the same N/2 keys",
-     "M entries/s", nullptr, true, false},
-    {"join_same_keys", "full-state join, N/2 same keys written concurrently", "M entries/s",
-     "baseline_merge_same_keys", true, false},
-    {"encoded_bytes_per_key", "serialized `encode(map)` bytes/key", "bytes/key", nullptr, false,
-     false},
-    {"heap_bytes_per_key_baseline", "heap: baseline `unordered_map<string,string>`", "bytes/key",
-     nullptr, false, false},
-    {"heap_bytes_per_key_map", "heap: `AWLWWMap<string,string>`", "bytes/key",
-     "heap_bytes_per_key_baseline", false, false},
-    {"heap_bytes_per_key_map_compact", "heap: `AWLWWMap<CompactString,CompactString>`", "bytes/key",
-     "heap_bytes_per_key_baseline", false, false},
-    {"heap_bytes_per_key_baseline_fixed", "heap: baseline `unordered_map<array,array>`",
-     "bytes/key", nullptr, false, false},
-    {"heap_bytes_per_key_map_fixed", "heap: `AWLWWMap<array<16>,array<32>>`", "bytes/key",
-     "heap_bytes_per_key_baseline_fixed", false, false},
-    {"rss_bytes_per_key_baseline", "RSS: baseline `unordered_map<string,string>`", "bytes/key",
-     nullptr, false, true},
-    {"rss_bytes_per_key_map", "RSS: `AWLWWMap<string,string>`", "bytes/key",
-     "rss_bytes_per_key_baseline", false, true},
-    {"rss_bytes_per_key_map_compact", "RSS: `AWLWWMap<CompactString,CompactString>`", "bytes/key",
-     "rss_bytes_per_key_baseline", false, true},
-    {"rss_bytes_per_key_baseline_fixed", "RSS: baseline `unordered_map<array,array>`", "bytes/key",
-     nullptr, false, true},
-    {"rss_bytes_per_key_map_fixed", "RSS: `AWLWWMap<array<16>,array<32>>`", "bytes/key",
-     "rss_bytes_per_key_baseline_fixed", false, true},
-};
-
-std::string cell(const Row& row, const SizeResult& r) {
-  const Metric* m = r.find(row.id);
-  if (m == nullptr || (row.big_only && r.n < 100'000)) return "n/a";
-  const double v = m->value();
-  std::string s = row.rate ? fmt::format("{:.2f}", v / 1e6) : fmt::format("{:.0f}", v);
-  if (row.baseline != nullptr) {
-    if (const Metric* b = r.find(row.baseline); b != nullptr && b->value() > 0) {
-      s += fmt::format(" ({:.2f}x)", v / b->value());
-    }
+// Measures one figure at two sizes in alternation (small, big, small, big, ...) after one
+// untimed pair, so each ratio compares runs made seconds apart under the same conditions.
+template <class TimeSmall, class TimeBig>
+PairedRatio measure_paired(const char* id, int repeat, double small_ops, double big_ops,
+                           TimeSmall time_small, TimeBig time_big) {
+  PairedRatio p{id, {}};
+  for (int r = 0; r <= repeat; ++r) {
+    const double small_rate = small_ops / time_small();
+    const double big_rate = big_ops / time_big();
+    if (r > 0) p.ratios.push_back(small_rate / big_rate);
+    fmt::print(stderr, "  [paired] {:<22} {}: {:8.3f} / {:8.3f} M/s = {:.2f}x\n", id,
+               r == 0 ? std::string("warm-up") : fmt::format("pair {}/{}", r, repeat),
+               small_rate / 1e6, big_rate / 1e6, small_rate / big_rate);
   }
-  return s;
+  return p;
 }
 
-struct Target {
-  std::string what;
-  std::string measured;
-  bool met;
-};
-
-// Targets are judged at the largest size run; the "within 2x" ones against the smallest.
-// A target whose figures were not run (--only) is left out.
-std::vector<Target> evaluate_targets(const std::vector<SizeResult>& results) {
-  std::vector<Target> out;
-  const SizeResult& big = results.back();
-  const SizeResult& small = results.front();
-  const std::string at = size_label(big.n);
-  const std::string at_small = size_label(small.n);
-  const auto rate_target = [&](const char* id, const char* name) {
-    const Metric* v = big.find(id);
-    if (v == nullptr) return;
-    out.push_back(Target{fmt::format("{} at N={} >= 1.5 M/s", name, at),
-                         fmt::format("{:.2f} M/s", v->value() / 1e6), v->value() >= 1.5e6});
-    const Metric* s = small.find(id);
-    if (&big != &small && s != nullptr) {
-      out.push_back(Target{fmt::format("{} at N={} within 2x of N={} ({:.2f} M/s)", name, at,
-                                       at_small, s->value() / 1e6),
-                           fmt::format("{:.2f}x slower", s->value() / v->value()),
-                           v->value() * 2 >= s->value()});
-    }
+// The "within 2x" figures (put and delta apply, string and CompactString maps) measured at
+// the smallest and the largest size in alternation.
+std::vector<PairedRatio> run_paired(std::size_t small_n, std::size_t big_n, const Options& opt) {
+  std::vector<PairedRatio> out;
+  if (!opt.wants("insert") && !opt.wants("delta")) return out;
+  fmt::print(stderr, "[paired] N={} against N={}: generating data\n", small_n, big_n);
+  const Dataset ds = make_dataset(small_n);
+  const Dataset db = make_dataset(big_n);
+  const std::size_t small_inner = inner_reps(small_n);
+  const std::size_t big_inner = inner_reps(big_n);
+  const double small_ops = static_cast<double>(small_inner) * static_cast<double>(small_n);
+  const double big_ops = static_cast<double>(big_inner) * static_cast<double>(big_n);
+  const auto pair = [&](const char* id, auto time_small, auto time_big) {
+    out.push_back(measure_paired(id, opt.repeat, small_ops, big_ops, time_small, time_big));
   };
-  rate_target("put", "`put` (string)");
-  rate_target("put_compact", "`put` (CompactString)");
-  rate_target("put_fixed", "`put` (fixed-size, supplementary)");
-  rate_target("delta_apply", "delta apply");
-  rate_target("delta_apply_compact", "delta apply (CompactString)");
-  for (const auto& [id, name] :
-       {std::pair{"join_disjoint", "disjoint keys"}, std::pair{"join_same_keys", "same keys"}}) {
-    if (const Metric* v = big.find(id); v != nullptr) {
-      out.push_back(Target{fmt::format("full join ({}) at N={} >= 5 M entries/s", name, at),
-                           fmt::format("{:.2f} M entries/s", v->value() / 1e6), v->value() >= 5e6});
-    }
+  if (opt.wants("insert")) {
+    pair(
+        "put", [&] { return time_put<StrMap>(ds, small_n, small_inner); },
+        [&] { return time_put<StrMap>(db, big_n, big_inner); });
+    pair(
+        "put_compact", [&] { return time_put<CompactMap>(ds, small_n, small_inner); },
+        [&] { return time_put<CompactMap>(db, big_n, big_inner); });
   }
-  for (const auto& [id, name] : {std::pair{"heap_bytes_per_key_map", "string"},
-                                 std::pair{"heap_bytes_per_key_map_compact", "CompactString"},
-                                 std::pair{"heap_bytes_per_key_map_fixed", "fixed-size"}}) {
-    if (const Metric* v = big.find(id); v != nullptr) {
-      out.push_back(Target{fmt::format("memory ({}) at N={} <= 160 bytes/key", name, at),
-                           fmt::format("{:.0f} bytes/key", v->value()), v->value() <= 160});
+  if (opt.wants("delta")) {
+    fmt::print(stderr, "[paired] building the replicas for delta apply\n");
+    {
+      const StrMap small_base = build_map<StrMap>(1, ds.keys, ds.values, 0, 0, small_n);
+      const StrMap big_base = build_map<StrMap>(1, db.keys, db.values, 0, 0, big_n);
+      pair(
+          "delta_apply", [&] { return time_delta_apply(ds, small_n, small_inner, small_base); },
+          [&] { return time_delta_apply(db, big_n, big_inner, big_base); });
     }
+    const CompactMap small_base = build_map<CompactMap>(1, ds.keys, ds.values, 0, 0, small_n);
+    const CompactMap big_base = build_map<CompactMap>(1, db.keys, db.values, 0, 0, big_n);
+    pair(
+        "delta_apply_compact",
+        [&] { return time_delta_apply(ds, small_n, small_inner, small_base); },
+        [&] { return time_delta_apply(db, big_n, big_inner, big_base); });
   }
   return out;
-}
-
-void print_markdown(const Options& opt, const std::vector<SizeResult>& results,
-                    const std::vector<Target>& targets) {
-  fmt::print("## crdt-bench: median of {} run(s); keys {} B, values {} B\n\n", opt.repeat,
-             kKeyBytes, kValueBytes);
-  fmt::print("Rates in millions per second; `(x)` is the ratio to the baseline beside it.\n\n");
-  fmt::print("| figure | unit |");
-  for (const SizeResult& r : results) fmt::print(" N={} |", size_label(r.n));
-  fmt::print("\n|---|---|");
-  for (std::size_t i = 0; i < results.size(); ++i) fmt::print("--:|");
-  fmt::print("\n");
-  for (const Row& row : kRows) {
-    fmt::print("| {} | {} |", row.label, row.unit);
-    for (const SizeResult& r : results) fmt::print(" {} |", cell(row, r));
-    fmt::print("\n");
-  }
-  fmt::print("\nRebuilds per timed run:");
-  for (const SizeResult& r : results) fmt::print(" N={}: {};", size_label(r.n), r.inner);
-  fmt::print("\n\n");
-  if (results.back().n != 1'000'000) {
-    fmt::print("The targets are set for N = 1M; this run judges them at N = {}.\n\n",
-               size_label(results.back().n));
-  }
-  fmt::print("| target | measured | |\n|---|---|---|\n");
-  for (const Target& t : targets) {
-    fmt::print("| {} | {} | {} |\n", t.what, t.measured, t.met ? "met" : "**missed**");
-  }
-}
-
-void write_json(const std::string& path, const Options& opt, const std::vector<SizeResult>& results,
-                const std::vector<Target>& targets) {
-  std::ofstream f(path);
-  if (!f) throw std::runtime_error(fmt::format("cannot write {}", path));
-  f << fmt::format("{{\n  \"key_bytes\": {},\n  \"value_bytes\": {},\n  \"repeat\": {},\n",
-                   kKeyBytes, kValueBytes, opt.repeat);
-  f << "  \"sizes\": [\n";
-  for (std::size_t s = 0; s < results.size(); ++s) {
-    const SizeResult& r = results[s];
-    f << fmt::format("    {{\n      \"n\": {},\n      \"rebuilds_per_run\": {},\n", r.n, r.inner);
-    f << "      \"metrics\": {\n";
-    for (std::size_t i = 0; i < r.metrics.size(); ++i) {
-      const auto& [id, m] = r.metrics[i];
-      std::string runs;
-      for (std::size_t j = 0; j < m.runs.size(); ++j) {
-        runs += fmt::format("{}{:.6g}", j == 0 ? "" : ", ", m.runs[j]);
-      }
-      f << fmt::format(
-          "        \"{}\": {{\"unit\": \"{}\", \"median\": {:.6g}, \"runs\": [{}]}}{}\n", id,
-          m.unit, m.value(), runs, i + 1 < r.metrics.size() ? "," : "");
-    }
-    f << fmt::format("      }}\n    }}{}\n", s + 1 < results.size() ? "," : "");
-  }
-  f << "  ],\n  \"targets\": [\n";
-  for (std::size_t i = 0; i < targets.size(); ++i) {
-    std::string what = targets[i].what;
-    std::erase(what, '`');
-    f << fmt::format("    {{\"target\": \"{}\", \"measured\": \"{}\", \"met\": {}}}{}\n", what,
-                     targets[i].measured, targets[i].met ? "true" : "false",
-                     i + 1 < targets.size() ? "," : "");
-  }
-  f << "  ]\n}\n";
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  using deltacrdt::bench::ReportHeader;
+  using deltacrdt::bench::Target;
   try {
     const Options opt = parse_args(argc, argv);
     const auto t0 = Clock::now();
     std::vector<SizeResult> results;
     for (const std::size_t n : opt.sizes) results.push_back(run_size(n, opt));
-    const std::vector<Target> targets = evaluate_targets(results);
-    print_markdown(opt, results, targets);
-    if (!opt.json.empty()) write_json(opt.json, opt, results, targets);
+    std::vector<PairedRatio> paired;
+    if (opt.sizes.size() >= 2 && opt.wants("paired")) {
+      paired = run_paired(opt.sizes.front(), opt.sizes.back(), opt);
+    }
+    const std::vector<Target> targets = evaluate_targets(results, paired);
+    const ReportHeader header{opt.repeat, kKeyBytes, kValueBytes};
+    print_markdown(header, results, paired, targets);
+    if (!opt.json.empty()) write_json(opt.json, header, results, paired, targets);
     fmt::print(stderr, "done in {:.1f} s (checksum {})\n", seconds_since(t0), g_sink);
     return 0;
   } catch (const std::exception& e) {
