@@ -254,14 +254,24 @@ class AWLWWMap {
       // A large argument (full-state sync): grow once instead of rehashing repeatedly.
       table_.reserve(table_.size() + o.table_.size());
     }
-    // Keys o holds: merge slot lists in place (an overwrite reuses the entry).
+    // Keys o holds: merge slot lists in place (an overwrite reuses the entry). The slots we
+    // lack are copied while the key's index line loads: in a large map that line is a cache
+    // miss, and the copy (an allocation for a string value) is work that does not need it.
     std::uint64_t removals_applied = 0;
     for (const Entry& theirs : o.table_) {
-      const std::uint32_t pos = table_.find_for_update(theirs.key);
+      const auto lookup = table_.start_find(theirs.key);
+      SlotList unseen;
+      theirs.for_each_slot([&](const Slot& s) {
+        if (!ctx_.contains(s.dot)) unseen.push_back(s);
+      });
+      const std::uint32_t pos = table_.finish_find_for_update(theirs.key, lookup);
       if (pos != Table::kNone) {
-        removals_applied += merge_entry(pos, theirs, o);
-      } else {
-        adopt_entry(theirs);
+        removals_applied += merge_entry(pos, theirs, o, unseen);
+      } else if (!unseen.empty()) {
+        Entry e;
+        e.key = theirs.key;
+        e.assign(unseen);
+        table_.finish_append(std::move(e), lookup);
       }
     }
     // (s ∩ s') ∪ (s \ c') for all other keys: drop our slots that o has seen but no longer
@@ -490,25 +500,21 @@ class AWLWWMap {
     e.assign(slots);
     table_.append(std::move(e));
   }
-  void adopt_entry(const Entry& theirs) { adopt_unseen(theirs, ctx_); }
 
   // The dot-kernel join for one key both sides hold: keep our slots that o holds or has
-  // not seen, adopt o's slots we have not seen, and rebuild the entry in place. Returns
-  // how many of our slots o's context removed.
-  std::uint64_t merge_entry(std::uint32_t pos, const Entry& theirs, const AWLWWMap& o) {
+  // not seen, adopt o's slots we have not seen (`unseen`, copies of theirs; moved from),
+  // and rebuild the entry in place. Returns how many of our slots o's context removed.
+  std::uint64_t merge_entry(std::uint32_t pos, const Entry& theirs, const AWLWWMap& o,
+                            SlotList& unseen) {
     Entry& e = table_.at(pos);
     const auto dropped = [&](const Slot& s) {
       return o.ctx_.contains(s.dot) && !theirs_holds(theirs, s.dot);
     };
     std::uint64_t removed = 0;
-    bool changed = false;
     e.for_each_slot([&](const Slot& s) { removed += dropped(s) ? 1 : 0; });
-    theirs.for_each_slot([&](const Slot& s) { changed = changed || !ctx_.contains(s.dot); });
-    if (removed == 0 && !changed) return 0;  // duplicate delivery: touch nothing
+    if (removed == 0 && unseen.empty()) return 0;  // duplicate delivery: touch nothing
     const std::size_t kept = e.slot_count() - removed;
-    std::size_t adopted = 0;
-    theirs.for_each_slot([&](const Slot& s) { adopted += ctx_.contains(s.dot) ? 0 : 1; });
-    if (kept + adopted == 0) {
+    if (kept + unseen.size() == 0) {
       erase_entry(pos);  // unindexes every dot the entry held
       return removed;
     }
@@ -526,12 +532,10 @@ class AWLWWMap {
     if (e.rest) {
       for (Slot& s : *e.rest) take(s);
     }
-    theirs.for_each_slot([&](const Slot& s) {
-      if (!ctx_.contains(s.dot)) {
-        slots.push_back(s);
-        table_.dot_added(s.dot, pos);
-      }
-    });
+    for (Slot& s : unseen) {
+      table_.dot_added(s.dot, pos);
+      slots.push_back(std::move(s));
+    }
     e.assign(slots);
     return removed;
   }

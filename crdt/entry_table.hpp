@@ -71,6 +71,33 @@ class EntryTable {
     return scan(key);
   }
 
+  // A lookup split in two, so that a caller can overlap the key index's cache miss with work
+  // of its own: start_find hashes the key and starts loading its index line; the finish_*
+  // calls complete the lookup, or append the key, without hashing it again. Valid only until
+  // the table is next changed.
+  struct PendingFind {
+    std::uint32_t hash = 0;
+    bool hashed = false;  // the table was indexed when the lookup started
+  };
+  PendingFind start_find(const K& key) const {
+    if (!impl_ || !impl_->indexed) return {};
+    const std::uint32_t hash = short_hash(key);
+    impl_->keys.prefetch(hash);
+    return {hash, true};
+  }
+  // find_for_update(key), for the key start_find was given.
+  std::uint32_t finish_find_for_update(const K& key, PendingFind pending) const {
+    if (!impl_) return kNone;
+    if (impl_->indexed)
+      return find_hashed<true>(key, pending.hashed ? pending.hash : short_hash(key));
+    return scan(key);
+  }
+  // append(e), for the key start_find was given (and finish_find_for_update did not find).
+  std::uint32_t finish_append(Entry e, PendingFind pending) {
+    if (!impl_ || !impl_->indexed) return append(std::move(e));
+    return append_hashed(std::move(e), pending.hashed ? pending.hash : short_hash(e.key));
+  }
+
   std::uint32_t find_dot(const Dot& d) const {
     if (!impl_) return kNone;
     if (impl_->indexed) {
