@@ -49,12 +49,16 @@ class AWLWWMap {
   // Sets key to value with timestamp `ts` (take it from a HybridClock). The delta carries
   // the new slot and the dots of the slots it replaces.
   [[nodiscard]] AWLWWMap put(ReplicaId self, K key, V value, HlcTimestamp ts) {
+    // The key's index line loads while the dot and the delta's context are made (in a large
+    // map it is a cache miss); the key is hashed once, for the lookup and any append.
+    const auto lookup = table_.start_find(key);
     AWLWWMap delta;
     const Dot dot = ctx_.make_dot(self);
     delta.ctx_.insert(dot);
-    std::uint32_t pos = table_.find_for_update(key);
+    std::uint32_t pos = table_.finish_find_for_update(key, lookup);
     if (pos == Table::kNone) {
-      pos = table_.append(Entry{std::move(key), Slot{dot, ts, std::move(value)}, nullptr});
+      pos = table_.finish_append(Entry{std::move(key), Slot{dot, ts, std::move(value)}, nullptr},
+                                 lookup);
     } else {
       Entry& e = table_.at(pos);
       e.for_each_dot([&](const Dot& d) {

@@ -61,20 +61,13 @@ class EntryTable {
     if (impl_->indexed) return find_hashed<false>(key, short_hash(key));
     return scan(key);
   }
-  // find(), for a caller about to change the entry found: while a candidate's key is
-  // compared, the lines the change touches (its dots' index slots, its value's bytes) start
-  // loading, so that in a large table these cache misses overlap instead of following one
-  // another. Plain reads skip that work.
-  std::uint32_t find_for_update(const K& key) const {
-    if (!impl_) return kNone;
-    if (impl_->indexed) return find_hashed<true>(key, short_hash(key));
-    return scan(key);
-  }
-
-  // A lookup split in two, so that a caller can overlap the key index's cache miss with work
-  // of its own: start_find hashes the key and starts loading its index line; the finish_*
-  // calls complete the lookup, or append the key, without hashing it again. Valid only until
-  // the table is next changed.
+  // The lookup of a caller about to change or add the entry, split in two so that it can
+  // overlap the key index's cache miss with work of its own: start_find hashes the key and
+  // starts loading its index line; finish_find_for_update completes the lookup, and
+  // finish_append adds the key if absent, neither hashing it again. While a candidate's key
+  // is compared, the lines the change touches (its dots' index slots, its value's bytes)
+  // start loading too, so that in a large table these misses overlap instead of following
+  // one another; plain reads (find) skip that work. Valid until the table is next changed.
   struct PendingFind {
     std::uint32_t hash = 0;
     bool hashed = false;  // the table was indexed when the lookup started
@@ -85,11 +78,11 @@ class EntryTable {
     impl_->keys.prefetch(hash);
     return {hash, true};
   }
-  // find_for_update(key), for the key start_find was given.
   std::uint32_t finish_find_for_update(const K& key, PendingFind pending) const {
     if (!impl_) return kNone;
-    if (impl_->indexed)
+    if (impl_->indexed) {
       return find_hashed<true>(key, pending.hashed ? pending.hash : short_hash(key));
+    }
     return scan(key);
   }
   // append(e), for the key start_find was given (and finish_find_for_update did not find).
