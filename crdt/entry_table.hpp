@@ -67,28 +67,26 @@ class EntryTable {
   // finish_append adds the key if absent, neither hashing it again. While a candidate's key
   // is compared, the lines the change touches (its dots' index slots, its value's bytes)
   // start loading too, so that in a large table these misses overlap instead of following
-  // one another; plain reads (find) skip that work. Valid until the table is next changed.
+  // one another; plain reads (find) skip that work. A PendingFind is valid only until the
+  // table next changes: the table is then indexed exactly when it was at start_find, so
+  // `hash` is set exactly when the finish calls read it.
   struct PendingFind {
-    std::uint32_t hash = 0;
-    bool hashed = false;  // the table was indexed when the lookup started
+    std::uint32_t hash = 0;  // short_hash(key) if the table is indexed, else unused
   };
   PendingFind start_find(const K& key) const {
     if (!impl_ || !impl_->indexed) return {};
     const std::uint32_t hash = short_hash(key);
     impl_->keys.prefetch(hash);
-    return {hash, true};
+    return {hash};
   }
   std::uint32_t finish_find_for_update(const K& key, PendingFind pending) const {
     if (!impl_) return kNone;
-    if (impl_->indexed) {
-      return find_hashed<true>(key, pending.hashed ? pending.hash : short_hash(key));
-    }
+    if (impl_->indexed) return find_hashed<true>(key, pending.hash);
     return scan(key);
   }
   // append(e), for the key start_find was given (and finish_find_for_update did not find).
   std::uint32_t finish_append(Entry e, PendingFind pending) {
-    if (!impl_ || !impl_->indexed) return append(std::move(e));
-    return append_hashed(std::move(e), pending.hashed ? pending.hash : short_hash(e.key));
+    return append_hashed(std::move(e), pending.hash);
   }
 
   std::uint32_t find_dot(const Dot& d) const {

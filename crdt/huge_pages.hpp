@@ -3,8 +3,8 @@
 // Why: at a million keys, a lookup's random read misses the TLB as well as the cache, and
 // with 4 KiB pages the page walk often misses too, so one lookup pays for several memory
 // round trips. One 2 MiB TLB entry covers 512 times as much. On the reference machine this
-// made deltas that overwrite random keys of a 1M-key map about 30% faster (see
-// docs/benchmarks.md).
+// cut the time of a delta that overwrites a random key of a 1M-key map by about a fifth
+// (see docs/benchmarks.md).
 //
 // Only a hint: memory comes from the ordinary allocator (so heap accounting and sanitizers
 // see it as usual), and only the 2 MiB-aligned part of a block of at least 2 MiB is advised,
