@@ -277,6 +277,15 @@ template <class Map>
 [[gnu::noinline]] void apply_deltas(Map& replica, const std::vector<Map>& deltas) {
   for (const Map& delta : deltas) replica.join(delta);
 }
+// The same deltas handed over together: join_each looks ahead across them, so the cache
+// misses of consecutive deltas overlap.
+template <class Map>
+[[gnu::noinline]] void apply_deltas_batched(Map& replica, const std::vector<Map>& deltas) {
+  replica.join_each(deltas);
+}
+
+// How delta apply hands the deltas of a chunk to the replica.
+enum class Apply { one_by_one, batched };
 
 // Applies n single-key deltas from replica 2 to `inner` copies of `base` (n keys, replica 1):
 // even-numbered deltas overwrite keys[i/2], odd-numbered ones add keys[n + i/2]. Each copy
@@ -284,10 +293,10 @@ template <class Map>
 // of all copies taking turns per chunk and each going cold in between. Only joins are timed.
 // With random_overwrites, every delta overwrites a key drawn at random from keys[0, n)
 // instead: each then lands on a cold entry, where the default order walks the entries in
-// the order they were written.
+// the order they were written. `apply`: one join call per delta, or join_each per chunk.
 template <class Map>
 double time_delta_apply(const Dataset& d, std::size_t n, std::size_t inner, const Map& base,
-                        bool random_overwrites = false) {
+                        Apply apply = Apply::one_by_one, bool random_overwrites = false) {
   std::vector<Map> replicas(inner, base);
   Map sender_state;
   sender_state.join(base);  // a second replica holding the same state
@@ -309,7 +318,11 @@ double time_delta_apply(const Dataset& d, std::size_t n, std::size_t inner, cons
         chunk.push_back(sender.put(2, key, d.values[(i + n / 2) % n], clock2.now(fake_ms(n + i))));
       }
       const auto t0 = Clock::now();
-      apply_deltas(r, chunk);
+      if (apply == Apply::batched) {
+        apply_deltas_batched(r, chunk);
+      } else {
+        apply_deltas(r, chunk);
+      }
       secs += seconds_since(t0);
     }
     check(r.size() == (random_overwrites ? n : n + n / 2), "replica size after delta apply");
@@ -518,10 +531,20 @@ SizeResult run_size(std::size_t n, const Options& opt) {
             rate_metric(
                 "delta apply, CompactString", n, repeat, ops,
                 [&] { return time_delta_apply(d, n, inner, compact_base); }, "deltas/s"));
+    res.add("delta_apply_batched",
+            rate_metric(
+                "delta apply, join_each per chunk", n, repeat, ops,
+                [&] { return time_delta_apply(d, n, inner, base, Apply::batched); }, "deltas/s"));
+    res.add("delta_apply_batched_compact",
+            rate_metric(
+                "delta apply, join_each per chunk, CompactString", n, repeat, ops,
+                [&] { return time_delta_apply(d, n, inner, compact_base, Apply::batched); },
+                "deltas/s"));
     res.add("delta_apply_random",
             rate_metric(
                 "delta apply, random-key overwrites", n, repeat, ops,
-                [&] { return time_delta_apply(d, n, inner, base, true); }, "deltas/s"));
+                [&] { return time_delta_apply(d, n, inner, base, Apply::one_by_one, true); },
+                "deltas/s"));
   }
 
   if (opt.wants("join")) {
@@ -612,6 +635,10 @@ std::vector<PairedRatio> run_paired(std::size_t small_n, std::size_t big_n, cons
       pair(
           "delta_apply", [&] { return time_delta_apply(ds, small_n, small_inner, small_base); },
           [&] { return time_delta_apply(db, big_n, big_inner, big_base); });
+      pair(
+          "delta_apply_batched",
+          [&] { return time_delta_apply(ds, small_n, small_inner, small_base, Apply::batched); },
+          [&] { return time_delta_apply(db, big_n, big_inner, big_base, Apply::batched); });
     }
     const CompactMap small_base = build_map<CompactMap>(1, ds.keys, ds.values, 0, 0, small_n);
     const CompactMap big_base = build_map<CompactMap>(1, db.keys, db.values, 0, 0, big_n);
@@ -619,6 +646,10 @@ std::vector<PairedRatio> run_paired(std::size_t small_n, std::size_t big_n, cons
         "delta_apply_compact",
         [&] { return time_delta_apply(ds, small_n, small_inner, small_base); },
         [&] { return time_delta_apply(db, big_n, big_inner, big_base); });
+    pair(
+        "delta_apply_batched_compact",
+        [&] { return time_delta_apply(ds, small_n, small_inner, small_base, Apply::batched); },
+        [&] { return time_delta_apply(db, big_n, big_inner, big_base, Apply::batched); });
   }
   return out;
 }

@@ -44,6 +44,10 @@ constexpr Row kRows[] = {
      true, false},
     {"delta_apply_compact", "delta apply, `CompactString` map", "M deltas/s", "baseline_upsert",
      true, false},
+    {"delta_apply_batched", "delta apply: `replica.join_each(256 1-key deltas)`", "M deltas/s",
+     "baseline_upsert", true, false},
+    {"delta_apply_batched_compact", "delta apply, `join_each`, `CompactString` map", "M deltas/s",
+     "baseline_upsert", true, false},
     {"delta_apply_random", "delta apply, every delta overwriting a random key (supplementary)",
      "M deltas/s", nullptr, true, false},
     {"baseline_merge_disjoint",
@@ -146,6 +150,8 @@ std::vector<Target> evaluate_targets(const std::vector<SizeResult>& results,
   rate_target("put_fixed", "`put` (fixed-size, supplementary)");
   rate_target("delta_apply", "delta apply");
   rate_target("delta_apply_compact", "delta apply (CompactString)");
+  rate_target("delta_apply_batched", "delta apply with `join_each`");
+  rate_target("delta_apply_batched_compact", "delta apply with `join_each` (CompactString)");
   for (const auto& [id, name] :
        {std::pair{"join_disjoint", "disjoint keys"}, std::pair{"join_same_keys", "same keys"}}) {
     if (const Metric* v = big.find(id); v != nullptr) {

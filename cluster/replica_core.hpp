@@ -42,10 +42,23 @@ Result<std::pair<T, std::uint64_t>> recover_state(const Recovered& r) {
     if (!s) return s.error();
     state = std::move(*s);
   }
-  for (const Recovered::Delta& d : r.deltas) {
-    Result<T> x = decode<T>(d.bytes);
+  // Decoded in batches and joined with join_each, so that a type that can overlaps the
+  // memory accesses of consecutive deltas (a large map replaying one-key deltas). A batch is
+  // bounded in count and in encoded bytes, so replay never holds much of the log decoded.
+  constexpr std::size_t kBatchDeltas = 64;
+  constexpr std::size_t kBatchBytes = std::size_t{1} << 20;
+  std::vector<T> batch;
+  std::size_t batch_bytes = 0;
+  for (std::size_t i = 0; i < r.deltas.size(); ++i) {
+    Result<T> x = decode<T>(r.deltas[i].bytes);
     if (!x) return x.error();
-    state.join(std::move(*x));
+    batch.push_back(std::move(*x));
+    batch_bytes += r.deltas[i].bytes.size();
+    if (batch.size() == kBatchDeltas || batch_bytes >= kBatchBytes || i + 1 == r.deltas.size()) {
+      join_each(state, batch);
+      batch.clear();
+      batch_bytes = 0;
+    }
   }
   return std::pair<T, std::uint64_t>(std::move(state), r.next_seq());
 }

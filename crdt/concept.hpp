@@ -4,6 +4,7 @@
 
 #include <concepts>
 #include <cstdint>
+#include <ranges>
 
 #include "crdt/codec.hpp"
 
@@ -31,5 +32,18 @@ concept DeltaCrdt = std::regular<T> && requires(T& x, const T& c) {
   requires cereal::traits::is_output_serializable<T, ByteOutputArchive>::value;
   requires cereal::traits::is_input_serializable<T, ByteInputArchive>::value;
 };
+
+// Joins each of `deltas` into `state`, in order: the same state as state.join(d) for each.
+// A type with a member join_each that overlaps the memory accesses of consecutive deltas
+// (AWLWWMap) is handed the whole range.
+template <DeltaCrdt T, std::ranges::forward_range R>
+requires std::same_as<std::ranges::range_value_t<R>, T>
+void join_each(T& state, const R& deltas) {
+  if constexpr (requires { state.join_each(deltas); }) {
+    state.join_each(deltas);
+  } else {
+    for (const T& d : deltas) state.join(d);
+  }
+}
 
 }  // namespace deltacrdt

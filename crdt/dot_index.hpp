@@ -15,6 +15,7 @@
 
 #include "crdt/dot.hpp"
 #include "crdt/huge_pages.hpp"
+#include "crdt/prefetch.hpp"
 
 namespace deltacrdt::detail {
 
@@ -44,7 +45,7 @@ class DotIndex {
   void prefetch(const Dot& d) const {
     auto r = replicas_.find(d.replica);
     if (r != replicas_.end() && r->second.in_window(d.counter)) {
-      __builtin_prefetch(&r->second.window[d.counter - r->second.base]);
+      prefetch_for_read(&r->second.window[d.counter - r->second.base]);
     }
   }
 

@@ -89,6 +89,13 @@ class EntryTable {
     return append_hashed(std::move(e), pending.hash);
   }
 
+  // Starts loading the index line a lookup of key reads first; a hint that changes nothing.
+  // Callers working through many keys issue it a few keys ahead, so that in a large table
+  // the index misses of several keys overlap instead of following one another.
+  void prefetch(const K& key) const {
+    if (impl_ && impl_->indexed) impl_->keys.prefetch(short_hash(key));
+  }
+
   std::uint32_t find_dot(const Dot& d) const {
     if (!impl_) return kNone;
     if (impl_->indexed) {

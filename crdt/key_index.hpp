@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "crdt/huge_pages.hpp"
+#include "crdt/prefetch.hpp"
 
 namespace deltacrdt::detail {
 
@@ -49,7 +50,7 @@ class KeyIndex {
 
   // Starts loading the group a find(hash, ...) reads first; a hint only.
   void prefetch(std::uint32_t hash) const {
-    if (!groups_.empty()) __builtin_prefetch(&groups_[home(hash)]);
+    if (!groups_.empty()) prefetch_for_read(&groups_[home(hash)]);
   }
 
   // Adds (hash, pos); the caller knows the key is not in the index.

@@ -13,6 +13,7 @@
 
 #include "crdt/dot.hpp"
 #include "crdt/hlc.hpp"
+#include "crdt/prefetch.hpp"
 
 namespace deltacrdt {
 
@@ -62,7 +63,7 @@ struct LwwEntry {
 
   // Starts loading the winning value's heap bytes, for values that keep them out of line.
   void prefetch() const {
-    if constexpr (requires { head.value.data(); }) __builtin_prefetch(head.value.data());
+    if constexpr (requires { head.value.data(); }) prefetch_for_read(head.value.data());
   }
 
   template <class F>

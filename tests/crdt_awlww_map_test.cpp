@@ -197,6 +197,50 @@ TEST_SUITE("crdt.awlww_map") {
     CHECK(moved.valid());
   }
 
+  TEST_CASE("join_each at an indexed map equals joining one delta at a time") {
+    // A replica of 3000 keys receives a stream mixing one-key puts (new keys and
+    // overwrites), removes, grouped deltas of many keys and a duplicate: join_each looks
+    // ahead across them and must land exactly where one-by-one joins do.
+    Map sender;
+    for (int i = 0; i < 3000; ++i) {
+      (void)sender.put(1, "k" + std::to_string(i), "v", at(1));
+    }
+    const Map base = sender;
+    std::vector<Map> stream;
+    for (int i = 0; i < 400; ++i) {
+      const std::string key = "k" + std::to_string((i * 7919) % 3500);  // some are new
+      if (i % 13 == 0) {
+        stream.push_back(sender.remove(key));
+      } else if (i % 29 == 0) {
+        Map group;  // several deltas joined into one, as a sync message carries them
+        for (int j = 0; j < 20; ++j)
+          group.join(sender.put(2, key + "/" + std::to_string(j), "g", at(3)));
+        stream.push_back(std::move(group));
+      } else {
+        stream.push_back(sender.put(2, key, "w" + std::to_string(i), at(2)));
+      }
+      if (i % 50 == 0) stream.push_back(stream[stream.size() / 2]);  // a redelivery
+    }
+    Map one_by_one = base;
+    for (const Map& d : stream) one_by_one.join(d);
+    Map batched = base;
+    batched.join_each(stream);
+    CHECK(batched == one_by_one);
+    CHECK(batched == sender);
+    CHECK(batched.valid());
+    // The free function hands the range to the member; a type without one joins in a loop.
+    Map via_free = base;
+    deltacrdt::join_each(via_free, stream);
+    CHECK(via_free == sender);
+    deltacrdt::ORSet<std::string> set, other;
+    std::vector<deltacrdt::ORSet<std::string>> set_deltas;
+    set_deltas.push_back(other.add(1, "a"));
+    set_deltas.push_back(other.add(1, "b"));
+    set_deltas.push_back(other.remove("a"));
+    deltacrdt::join_each(set, set_deltas);
+    CHECK(set == other);
+  }
+
   TEST_CASE("iteration and lookup read without copying") {
     Map a;
     (void)a.put(1, "a", "1", at(1));

@@ -176,12 +176,30 @@ void check_lattice_laws() {
       for (std::size_t k : order) forward.join(h.deltas[k]);
       std::shuffle(order.begin(), order.end(), rng.engine());
       T shuffled;
+      std::vector<T> sequence;  // what `shuffled` joined, in order
       for (std::size_t k : order) {
         shuffled.join(h.deltas[k]);
-        if (rng.chance(0.3)) shuffled.join(h.deltas[order[rng.below(order.size())]]);
+        sequence.push_back(h.deltas[k]);
+        if (rng.chance(0.3)) {
+          const T& again = h.deltas[order[rng.below(order.size())]];
+          shuffled.join(again);
+          sequence.push_back(again);
+        }
       }
       REQUIRE(forward == shuffled);
       REQUIRE(forward.digest() == shuffled.digest());
+      // join_each (which may look ahead across deltas) equals joining one at a time, from
+      // bottom and from a non-bottom start.
+      T batched;
+      join_each(batched, sequence);
+      REQUIRE(batched == shuffled);
+      REQUIRE(batched.valid());
+      T from_a = a;
+      T batched_from_a = a;
+      for (const T& d : sequence) from_a.join(d);
+      join_each(batched_from_a, sequence);
+      REQUIRE(batched_from_a == from_a);
+      REQUIRE(batched_from_a.valid());
       // Every replica state is below the join of all deltas it could have seen.
       for (const T& r : h.replicas) REQUIRE(r.leq(forward));
     }
