@@ -273,6 +273,7 @@ class AWLWWMap {
     std::uint64_t removals_applied = 0;
     auto ahead = o.table_.begin();
     if (ahead != o.table_.end()) ++ahead;
+    if (!table_.index_exceeds_cache()) ahead = o.table_.end();  // lines hit: no look-ahead
     for (std::size_t i = 0; i < kLookahead && ahead != o.table_.end(); ++i, ++ahead) {
       table_.prefetch(ahead->key);
     }
@@ -326,6 +327,10 @@ class AWLWWMap {
     };
     auto ahead = std::ranges::begin(deltas);
     const auto end = std::ranges::end(deltas);
+    if (!table_.index_exceeds_cache()) {  // lines hit: looking ahead would only cost hashes
+      for (const AWLWWMap& d : deltas) join(d);
+      return;
+    }
     for (std::size_t i = 0; i < kLookahead && ahead != end; ++i, ++ahead) prefetch_keys(*ahead);
     for (const AWLWWMap& d : deltas) {
       if (ahead != end) {

@@ -31,6 +31,8 @@ class EntryTable {
   static constexpr std::uint32_t kNone = UINT32_MAX;
   // Below this many entries lookups scan the vector: cheaper than hashing for deltas.
   static constexpr std::size_t kIndexAbove = 8;
+  // A key index up to this size (about 28k keys) is taken to stay in cache.
+  static constexpr std::size_t kCachedIndexBytes = std::size_t{256} << 10;
 
   EntryTable() = default;
   // A copy keeps every position, so the indexes are copied rather than rebuilt.
@@ -94,6 +96,11 @@ class EntryTable {
   // the index misses of several keys overlap instead of following one another.
   void prefetch(const K& key) const {
     if (impl_ && impl_->indexed) impl_->keys.prefetch(short_hash(key));
+  }
+  // Whether lookups are likely to miss the cache, so that prefetching ahead pays for the
+  // extra hash it costs: the key index outgrows what a core's L2 cache typically holds.
+  bool index_exceeds_cache() const {
+    return impl_ && impl_->indexed && impl_->keys.bytes() > kCachedIndexBytes;
   }
 
   std::uint32_t find_dot(const Dot& d) const {

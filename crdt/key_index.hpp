@@ -30,6 +30,8 @@ class KeyIndex {
   static constexpr std::uint32_t kMaxPosition = UINT32_MAX - 2;
 
   std::size_t size() const { return size_; }
+  // Bytes of the group array: what a lookup reads a line of.
+  std::size_t bytes() const { return groups_.size() * sizeof(Group); }
 
   // The position p stored with `hash` for which matches(p) holds, or kNone.
   template <class Matches>

@@ -198,17 +198,18 @@ TEST_SUITE("crdt.awlww_map") {
   }
 
   TEST_CASE("join_each at an indexed map equals joining one delta at a time") {
-    // A replica of 3000 keys receives a stream mixing one-key puts (new keys and
-    // overwrites), removes, grouped deltas of many keys and a duplicate: join_each looks
-    // ahead across them and must land exactly where one-by-one joins do.
+    // A replica of 40,000 keys (its key index past the size below which join_each does not
+    // look ahead) receives a stream mixing one-key puts (new keys and overwrites), removes,
+    // grouped deltas of many keys and duplicates: join_each looks ahead across them and
+    // must land exactly where one-by-one joins do.
     Map sender;
-    for (int i = 0; i < 3000; ++i) {
+    for (int i = 0; i < 40000; ++i) {
       (void)sender.put(1, "k" + std::to_string(i), "v", at(1));
     }
     const Map base = sender;
     std::vector<Map> stream;
     for (int i = 0; i < 400; ++i) {
-      const std::string key = "k" + std::to_string((i * 7919) % 3500);  // some are new
+      const std::string key = "k" + std::to_string((i * 7919) % 45000);  // some are new
       if (i % 13 == 0) {
         stream.push_back(sender.remove(key));
       } else if (i % 29 == 0) {
@@ -221,6 +222,7 @@ TEST_SUITE("crdt.awlww_map") {
       }
       if (i % 50 == 0) stream.push_back(stream[stream.size() / 2]);  // a redelivery
     }
+    stream.push_back(base);  // a whole state: a join that looks ahead across its own keys
     Map one_by_one = base;
     for (const Map& d : stream) one_by_one.join(d);
     Map batched = base;
