@@ -42,7 +42,7 @@ Result<std::pair<T, std::uint64_t>> recover_state(const Recovered& r) {
     if (!s) return s.error();
     state = std::move(*s);
   }
-  // Decoded in batches and joined with join_each, so that a type that can overlaps the
+  // Decoded in batches and joined with join_each, so that a type able to do so overlaps the
   // memory accesses of consecutive deltas (a large map replaying one-key deltas). A batch is
   // bounded in count and in encoded bytes, so replay never holds much of the log decoded.
   constexpr std::size_t kBatchDeltas = 64;
