@@ -79,6 +79,12 @@ class SimNetwork {
     pump(id);
   }
 
+  // Delivers `msg` to replica `to` as if `from` (any id, in the network or not) had sent it,
+  // after the usual delay: what a faulty or hostile peer can put on the wire.
+  void inject(ReplicaId from, ReplicaId to, SyncMessage msg) {
+    events_.push(Event{now_ + delay(), order_++, false, to, from, std::move(msg)});
+  }
+
   // The join of every delta any replica produced: what a converged cluster must hold.
   const T& everything_written() const { return written_; }
 

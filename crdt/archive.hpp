@@ -82,13 +82,21 @@ class ByteInputArchive
   // in pieces): `swap` is what the marker said.
   struct Continuation {
     bool swap;
+    std::uint16_t format_version = kLatestFormat;
   };
   ByteInputArchive(std::string_view bytes, Continuation c)
       : cereal::InputArchive<ByteInputArchive, cereal::AllowEmptyClassElision>(this),
         begin_(bytes.data()),
         at_(bytes.data()),
         end_(bytes.data() + bytes.size()),
-        swap_(c.swap) {}
+        swap_(c.swap),
+        version_(c.format_version) {}
+
+  // The format version of the value being read (the envelope's), for loaders that still
+  // read an older layout; kLatestFormat means the newest of every type.
+  static constexpr std::uint16_t kLatestFormat = 0xffff;
+  std::uint16_t format_version() const { return version_; }
+  void set_format_version(std::uint16_t v) { version_ = v; }
 
   // What a byte-order marker says: whether data must be byte-swapped on this host. Throws
   // std::domain_error for a byte that is no marker.
@@ -122,6 +130,7 @@ class ByteInputArchive
   const char* at_;
   const char* end_;
   bool swap_ = false;
+  std::uint16_t version_ = kLatestFormat;
 };
 
 // Arithmetic values, name-value pairs, size tags and binary data, as PortableBinary does.

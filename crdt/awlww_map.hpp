@@ -41,7 +41,9 @@ template <class K, class V, class Hash = boost::hash<K>, class KeyEqual = std::e
 class AWLWWMap {
  public:
   static constexpr TypeTag kTypeTag = TypeTag::aw_lww_map;
-  static constexpr std::uint16_t kFormatVersion = 1;
+  // 2: the causal context's cloud is written as runs of dots; 1 (still read) dot by dot.
+  static constexpr std::uint16_t kFormatVersion = 2;
+  static constexpr std::uint16_t kOldestReadableVersion = 1;
 
   // One write of a value: its dot (identity), its timestamp and the value.
   using Slot = LwwSlot<V>;
@@ -230,7 +232,7 @@ class AWLWWMap {
   // context earlier would claim dots whose entries have not arrived: DeltaCrdt #45).
   AWLWWMap context_delta(const CausalContext& c) const {
     AWLWWMap out;
-    c.for_each_dot_missing_from(ctx_, [&](const Dot& d) { out.ctx_.insert(d); });
+    out.ctx_ = c.missing_from(ctx_);
     return out;
   }
 
@@ -366,7 +368,7 @@ class AWLWWMap {
   AWLWWMap novel_part(const AWLWWMap& d) const {
     AWLWWMap out;
     for (const Entry& theirs : d.table_) out.adopt_unseen(theirs, ctx_);
-    d.ctx_.for_each_dot_missing_from(ctx_, [&](const Dot& dot) { out.ctx_.insert(dot); });
+    out.ctx_ = d.ctx_.missing_from(ctx_);
     for (const Dot& dot :
          covered_dots(d.ctx_, [&](const Dot& x) { return !d.table_.contains_dot(x); })) {
       out.ctx_.insert(dot);

@@ -88,7 +88,7 @@ class CausalCrdt {
   Derived novel_part(const Derived& d) const {
     Derived out;
     out.store_.add_unseen(d.store_, ctx_, [](const Dot&) {});
-    d.ctx_.for_each_dot_missing_from(ctx_, [&](const Dot& x) { out.ctx_.insert(x); });
+    out.ctx_ = d.ctx_.missing_from(ctx_);
     for (const Dot& x : detail::covered_dots(
              store_, d.ctx_, [&](const Dot& y) { return !d.store_.contains_dot(y); })) {
       out.ctx_.insert(x);
@@ -190,7 +190,7 @@ class CausalCrdt {
   // catch-up, once every differing range is in).
   Derived context_delta(const CausalContext& c) const requires kKeyed {
     Derived out;
-    c.for_each_dot_missing_from(ctx_, [&](const Dot& d) { out.ctx_.insert(d); });
+    out.ctx_ = c.missing_from(ctx_);
     return out;
   }
 

@@ -17,7 +17,9 @@ class CausalCounter : public CausalCrdt<CausalCounter, DotFun<std::int64_t>> {
  public:
   using Store = DotFun<std::int64_t>;
   static constexpr TypeTag kTypeTag = TypeTag::causal_counter;
-  static constexpr std::uint16_t kFormatVersion = 1;
+  // 2: the causal context's cloud is written as runs of dots; 1 (still read) dot by dot.
+  static constexpr std::uint16_t kFormatVersion = 2;
+  static constexpr std::uint16_t kOldestReadableVersion = 1;
 
   class Ref {
    public:
@@ -25,6 +27,7 @@ class CausalCounter : public CausalCrdt<CausalCounter, DotFun<std::int64_t>> {
     // Adds `by` (negative to decrement). Totals wrap modulo 2^64 like unsigned arithmetic
     // rather than invoking signed overflow.
     CausalDelta<Store> increment(ReplicaId self, std::int64_t by = 1) {
+      const Dot dot = ctx_.make_dot(self);  // first: it may throw, and must change nothing
       CausalDelta<Store> d;
       std::uint64_t total = static_cast<std::uint64_t>(by);
       // Normally at most one dot of `self` is live; folding all of them keeps the total
@@ -40,7 +43,6 @@ class CausalCounter : public CausalCrdt<CausalCounter, DotFun<std::int64_t>> {
         store_.remove_dot(x);
         d.ctx.insert(x);
       }
-      const Dot dot = ctx_.make_dot(self);
       store_.insert(dot, static_cast<std::int64_t>(total));
       d.store.insert(dot, static_cast<std::int64_t>(total));
       d.ctx.insert(dot);

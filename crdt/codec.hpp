@@ -195,7 +195,23 @@ void load_value(Archive& ar, T& v) {
 }
 
 template <class T>
-Result<T> decode_payload(std::string_view payload);
+Result<T> decode_payload(std::string_view payload,
+                         std::uint16_t version = ByteInputArchive::kLatestFormat);
+
+// The oldest format version of T that this build still reads: T::kOldestReadableVersion
+// where a type kept a reader for an older layout, else only the current one.
+template <class T>
+constexpr std::uint16_t oldest_readable_version() {
+  if constexpr (requires { T::kOldestReadableVersion; }) {
+    return T::kOldestReadableVersion;
+  } else {
+    return T::kFormatVersion;
+  }
+}
+template <class T>
+constexpr bool readable_version(std::uint16_t v) {
+  return v >= oldest_readable_version<T>() && v <= T::kFormatVersion;
+}
 
 // The checks a freshly decoded value must pass: T::valid_decoded() where a type's loader
 // already enforces part of valid() while building the value, else T::valid().
@@ -258,18 +274,21 @@ Result<T> decode(std::string_view bytes) {
                                       (static_cast<unsigned char>(bytes[at + 1]) << 8));
   };
   if (u16(4) != static_cast<std::uint16_t>(T::kTypeTag)) return Errc::wrong_type;
-  if (u16(6) != static_cast<std::uint16_t>(T::kFormatVersion)) return Errc::bad_version;
-  return detail::decode_payload<T>(bytes.substr(kEncodingHeaderBytes, body - kEncodingHeaderBytes));
+  const std::uint16_t version = u16(6);
+  if (!detail::readable_version<T>(version)) return Errc::bad_version;
+  return detail::decode_payload<T>(bytes.substr(kEncodingHeaderBytes, body - kEncodingHeaderBytes),
+                                   version);
 }
 
 namespace detail {
 // Decodes a bare PortableBinary payload (no header or checksum). Exposed in detail so the
 // robustness tests can feed corrupted payloads past the checksum.
 template <class T>
-Result<T> decode_payload(std::string_view payload) {
+Result<T> decode_payload(std::string_view payload, std::uint16_t version) {
   try {
     T value;
     ByteInputArchive ar(payload);
+    ar.set_format_version(version);
     ar(value);
     if (ar.remaining() != 0) return Errc::corrupt;
     if (!checked_after_decode(value)) return Errc::corrupt;

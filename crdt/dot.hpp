@@ -14,6 +14,13 @@ namespace deltacrdt {
 // id would reissue dots that other replicas already consider seen (or removed).
 using ReplicaId = std::uint64_t;
 
+// The largest dot counter any replica issues or any decoder accepts: a sanity bound, so that
+// counter arithmetic never wraps and a hostile encoding cannot claim absurd counters (a
+// replica issuing a billion dots per second needs 146 years to reach it). Decoding a
+// context, dot or run beyond it fails as corrupt; a replica that reaches it must take a new
+// id (CausalContext::make_dot throws).
+inline constexpr std::uint64_t kMaxDotCounter = std::uint64_t{1} << 62;
+
 // One event: the `counter`-th event created by `replica` (counters start at 1).
 struct Dot {
   ReplicaId replica = 0;

@@ -265,7 +265,15 @@ class DotMap {
   CausalDelta<DotMap> update(const K& key, F&& fn) {
     auto [it, inserted] = map_.try_emplace(key);
     Node* node = &*it;
-    CausalDelta<S> child = fn(it->second);
+    CausalDelta<S> child;
+    try {
+      child = fn(it->second);
+    } catch (...) {
+      // The child's mutators change nothing when they throw (a dot they cannot issue):
+      // neither may the map, so an entry made for them goes again.
+      if (inserted) map_.erase(it);
+      throw;
+    }
     child.ctx.for_each_dot([&](const Dot& d) {
       if (!child.store.contains_dot(d)) index_.erase(d);
     });

@@ -11,7 +11,9 @@ namespace deltacrdt {
 class EWFlag : public CausalCrdt<EWFlag, DotSet> {
  public:
   static constexpr TypeTag kTypeTag = TypeTag::ew_flag;
-  static constexpr std::uint16_t kFormatVersion = 1;
+  // 2: the causal context's cloud is written as runs of dots; 1 (still read) dot by dot.
+  static constexpr std::uint16_t kFormatVersion = 2;
+  static constexpr std::uint16_t kOldestReadableVersion = 1;
 
   // Mutators over a DotSet and context owned elsewhere (a standalone flag or a map entry).
   class Ref {
@@ -20,8 +22,8 @@ class EWFlag : public CausalCrdt<EWFlag, DotSet> {
 
     // Replaces every dot we have seen with a fresh one.
     CausalDelta<DotSet> enable(ReplicaId self) {
+      const Dot dot = ctx_.make_dot(self);  // first: it may throw, and must change nothing
       CausalDelta<DotSet> d = disable();
-      const Dot dot = ctx_.make_dot(self);
       store_.insert(dot);
       d.store.insert(dot);
       d.ctx.insert(dot);

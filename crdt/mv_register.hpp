@@ -18,14 +18,16 @@ class MVRegister : public CausalCrdt<MVRegister<V>, DotFun<V>> {
  public:
   using Store = DotFun<V>;
   static constexpr TypeTag kTypeTag = TypeTag::mv_register;
-  static constexpr std::uint16_t kFormatVersion = 1;
+  // 2: the causal context's cloud is written as runs of dots; 1 (still read) dot by dot.
+  static constexpr std::uint16_t kFormatVersion = 2;
+  static constexpr std::uint16_t kOldestReadableVersion = 1;
 
   class Ref {
    public:
     Ref(Store& store, CausalContext& ctx) : store_(store), ctx_(ctx) {}
     CausalDelta<Store> assign(ReplicaId self, V value) {
+      const Dot dot = ctx_.make_dot(self);  // first: it may throw, and must change nothing
       CausalDelta<Store> d = reset();
-      const Dot dot = ctx_.make_dot(self);
       store_.insert(dot, value);
       d.store.insert(dot, std::move(value));
       d.ctx.insert(dot);

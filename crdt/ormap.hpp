@@ -27,7 +27,9 @@ class ORMap
   using Store = DotMap<K, typename V::Store, Hash, KeyEqual>;
   using Value = V;
   static constexpr TypeTag kTypeTag = TypeTag::or_map;
-  static constexpr std::uint16_t kFormatVersion = 1;
+  // 2: the causal context's cloud is written as runs of dots; 1 (still read) dot by dot.
+  static constexpr std::uint16_t kFormatVersion = 2;
+  static constexpr std::uint16_t kOldestReadableVersion = 1;
 
   class Ref {
    public:

@@ -23,7 +23,9 @@ class ORSet : public CausalCrdt<ORSet<E, Hash, KeyEqual>, DotMap<E, DotSet, Hash
  public:
   using Store = DotMap<E, DotSet, Hash, KeyEqual>;
   static constexpr TypeTag kTypeTag = TypeTag::or_set;
-  static constexpr std::uint16_t kFormatVersion = 1;
+  // 2: the causal context's cloud is written as runs of dots; 1 (still read) dot by dot.
+  static constexpr std::uint16_t kFormatVersion = 2;
+  static constexpr std::uint16_t kOldestReadableVersion = 1;
 
   class Ref {
    public:

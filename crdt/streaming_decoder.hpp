@@ -95,7 +95,8 @@ class StreamingDecoder {
       error_ = Errc::wrong_type;
       return false;
     }
-    if (u16(6) != static_cast<std::uint16_t>(T::kFormatVersion)) {
+    version_ = u16(6);
+    if (!detail::readable_version<T>(version_)) {
       error_ = Errc::bad_version;
       return false;
     }
@@ -117,7 +118,7 @@ class StreamingDecoder {
           consume(1);
           window.remove_prefix(1);
         }
-        ByteInputArchive ar(window, ByteInputArchive::Continuation{swap_});
+        ByteInputArchive ar(window, ByteInputArchive::Continuation{swap_, version_});
         std::size_t done = 0;
         try {
           while (!complete_) {
@@ -156,6 +157,7 @@ class StreamingDecoder {
   bool header_done_ = false;
   bool marker_done_ = false;
   bool swap_ = false;
+  std::uint16_t version_ = 0;  // the envelope's format version
   bool complete_ = false;
   std::optional<Errc> error_;
 };

@@ -134,12 +134,11 @@ class VectorClock {
   static constexpr TypeTag kTypeTag = TypeTag::vector_clock;
   static constexpr std::uint16_t kFormatVersion = 1;
 
-  // Counts one more event of `self`; the delta is that single entry. 2^64 events from one
-  // replica cannot happen in practice; the assert documents it rather than wrapping to 0,
-  // which would make the new event look older than the last.
+  // Counts one more event of `self`; the delta is that single entry. An entry at 2^64 - 1
+  // (only a clock received from elsewhere can claim that) stays there: wrapping to 0 would
+  // make the new event look older than the last. The increment then returns bottom.
   [[nodiscard]] VectorClock increment(ReplicaId self) {
     const std::uint64_t now = entries_.get(self);
-    assert(now != std::numeric_limits<std::uint64_t>::max());
     VectorClock delta;
     if (now == std::numeric_limits<std::uint64_t>::max()) return delta;
     entries_.raise(self, now + 1);
