@@ -152,28 +152,62 @@ struct LogScan {
   bool header_ok = false;
   std::size_t good = 0;            // bytes up to the end of the last valid record
   std::uint64_t record_bytes = 0;  // bytes of the records kept (those not in the snapshot)
+  std::uint64_t base = 0;          // the header's base seq
+  bool any = false;                // at least one record
+  std::uint64_t first_seq = 0;     // of the first and last records (when any)
+  std::uint64_t last_seq = 0;
+  // Why the log is damaged before its end (empty: it is intact, or ends in a torn write).
+  std::string damage;
 };
 
+// Whether a record passing its checksum starts anywhere in b[from, end). Only called on the
+// bytes past a record that failed, to tell the tail a crash tore (nothing intact follows:
+// the last appends never reached the disk whole) from damage in the middle of the log.
+inline bool intact_record_after(std::string_view b, std::size_t from) {
+  for (std::size_t at = from; at + kRecordOverhead <= b.size(); ++at) {
+    const std::uint64_t len = get(b, at, 4);
+    if (len > kMaxRecordBytes || b.size() - at < kRecordOverhead + len) continue;
+    if (sealed(b.substr(at, kRecordOverhead + static_cast<std::size_t>(len)))) return true;
+  }
+  return false;
+}
+
 // Appends to r.deltas the records of log bytes `b` that the snapshot in `r` does not hold,
-// stopping at the first torn or corrupt record.
+// stopping at the first torn or corrupt record. A record that fails its checksum with an
+// intact record after it, or a seq that goes back, is damage rather than a torn tail: the
+// scan stops there too and says so in `damage` (records after it may have been
+// acknowledged, so the caller must not cut them silently).
 inline LogScan scan_log(std::string_view b, ReplicaId id, Recovered& r) {
   LogScan out;
   out.header_ok = b.size() >= kWalHeaderBytes && b.compare(0, 4, "DCWL") == 0 &&
                   get(b, 4, 2) == kFormatVersion && sealed(b.substr(0, kWalHeaderBytes)) &&
                   get(b, 8, 8) == id;
   if (!out.header_ok) return out;
+  out.base = get(b, 16, 8);
   std::size_t good = kWalHeaderBytes;
-  std::uint64_t last = 0;
-  bool any = false;
   while (b.size() - good >= kRecordOverhead) {
     const std::uint64_t len = get(b, good, 4);
-    if (len > kMaxRecordBytes || b.size() - good < kRecordOverhead + len) break;
-    const std::string_view rec(b.data() + good, kRecordOverhead + len);
-    if (!sealed(rec)) break;
+    const bool fits = len <= kMaxRecordBytes && b.size() - good >= kRecordOverhead + len;
+    const std::string_view rec =
+        fits ? b.substr(good, kRecordOverhead + static_cast<std::size_t>(len)) : b.substr(good);
+    if (!fits || !sealed(rec)) {
+      if (intact_record_after(b, good + 1)) {
+        out.damage = "the record at offset " + std::to_string(good) +
+                     " is damaged and intact records follow it (damage in the middle of the "
+                     "log, not a write torn by a crash)";
+      }
+      break;
+    }
     const std::uint64_t seq = get(b, good + 4, 8);
-    if (any && seq < last) break;  // c never decreases along the log
-    any = true;
-    last = seq;
+    if (out.any && seq < out.last_seq) {  // c never decreases along the log
+      out.damage = "the record at offset " + std::to_string(good) + " has seq " +
+                   std::to_string(seq) + ", below the " + std::to_string(out.last_seq) +
+                   " before it";
+      break;
+    }
+    if (!out.any) out.first_seq = seq;
+    out.any = true;
+    out.last_seq = seq;
     if (seq >= r.snapshot_seq) {  // older records are in the snapshot
       r.deltas.push_back({seq, std::string(rec.substr(12, len))});
       out.record_bytes += rec.size();
@@ -412,13 +446,14 @@ class FileStorage final : public Storage {
     const auto path = dir_ / "wal";
     std::string b = std::filesystem::exists(path) ? sd::read_file(path) : std::string();
     const sd::LogScan scan = sd::scan_log(b, recovered_.id, recovered_);
+    if (!scan.damage.empty()) throw StorageError(path.string() + ": " + scan.damage);
     const bool header_ok = scan.header_ok;
     const std::size_t good = scan.good;
     recovered_.torn_bytes = b.size() - good;
     log_bytes_ = scan.record_bytes;
     next_seq_ = recovered_.next_seq();
     if (std::filesystem::exists(dir_ / "wal.next")) {
-      merge_next_log(b.substr(0, header_ok ? good : 0));
+      merge_next_log(b.substr(0, header_ok ? good : 0), scan);
       return;
     }
     if (!header_ok) {
@@ -436,29 +471,47 @@ class FileStorage final : public Storage {
   }
 
   // A crash during a snapshot left `wal.next` (appends made since it began) beside `wal`:
-  // its records, after the intact ones of `wal` (`old`), are the rest of the log. Both are
-  // rewritten as one `wal` (torn tail cut) and `wal.next` removed.
-  void merge_next_log(const std::string& old) {
+  // its records, after the intact ones of `wal` (`old`, scanned as `old_scan`), are the
+  // rest of the log. Both are rewritten as one `wal` (torn tail cut) and `wal.next`
+  // removed. A `wal.next` that cannot be the continuation of `wal` (a damaged header, a
+  // base or a record below wal's last seq: the files do not belong together) is an error:
+  // merging would put a seq decrease in the middle of the log, and every later open would
+  // cut the records after it.
+  void merge_next_log(const std::string& old, const storage_detail::LogScan& old_scan) {
     namespace sd = storage_detail;
     const auto path = dir_ / "wal.next";
     const std::string b = sd::read_file(path);
     Recovered next;
     next.snapshot_seq = recovered_.snapshot_seq;
     const sd::LogScan scan = sd::scan_log(b, recovered_.id, next);
-    recovered_.torn_bytes += b.size() - scan.good;
+    const auto mismatch = [&](const std::string& why) {
+      return StorageError(path.string() + ": " + why + "; it does not continue " +
+                          (dir_ / "wal").string() + " (move one of the two away to open)");
+    };
+    if (!scan.header_ok) {
+      // wal.next is created atomically (header fsynced before any append): never torn.
+      throw mismatch("damaged header");
+    }
+    if (!scan.damage.empty()) throw StorageError(path.string() + ": " + scan.damage);
     const std::string_view records =
-        scan.header_ok
-            ? std::string_view(b).substr(sd::kWalHeaderBytes, scan.good - sd::kWalHeaderBytes)
-            : std::string_view();
+        std::string_view(b).substr(sd::kWalHeaderBytes, scan.good - sd::kWalHeaderBytes);
     // A merge that reached the disk before wal.next was removed (a failed snapshot, or this
     // very function, interrupted): `wal` already ends with wal.next's records.
     const bool merged_before = !records.empty() && std::string_view(old).ends_with(records);
+    if (!merged_before && old_scan.any && scan.base < old_scan.last_seq) {
+      throw mismatch("its base seq " + std::to_string(scan.base) + " is below wal's last seq " +
+                     std::to_string(old_scan.last_seq));
+    }
+    if (!merged_before && old_scan.any && scan.any && scan.first_seq < old_scan.last_seq) {
+      throw mismatch("its first record has seq " + std::to_string(scan.first_seq) +
+                     ", below wal's last seq " + std::to_string(old_scan.last_seq));
+    }
+    recovered_.torn_bytes += b.size() - scan.good;
     std::string merged = old.empty() ? wal_header(recovered_.snapshot_seq) : old;
-    if (!merged_before && scan.header_ok) {
+    if (!merged_before) {
       merged.append(records);
       for (auto& d : next.deltas) {
-        if (d.seq < next_seq_) break;  // c never decreases along the log
-        next_seq_ = d.seq;
+        next_seq_ = std::max(next_seq_, d.seq);
         recovered_.deltas.push_back(std::move(d));
       }
       log_bytes_ += scan.record_bytes;

@@ -177,9 +177,11 @@ TEST_SUITE("cluster.storage") {
     }
   }
 
-  // Crash points: the log cut at every byte, and every record corrupted in turn. Recovery
-  // must return exactly the records that were whole before the damage, and never fail.
-  TEST_CASE("recovery yields exactly the intact prefix of the log, whatever the damage") {
+  // Crash points: the log cut at every byte, and every record corrupted in turn. A cut (a
+  // torn tail) or damage to the last record recovers exactly the records that were whole
+  // before it; damage with intact records after it is an error naming the log, since those
+  // records may have been acknowledged.
+  TEST_CASE("recovery yields the intact prefix of a torn log and refuses one damaged inside") {
     TempDir d;
     std::vector<std::size_t> ends;  // file size after each append
     {
@@ -208,16 +210,85 @@ TEST_SUITE("cluster.storage") {
       REQUIRE(s.append(expect + 1, "next"));
     }
     for (std::size_t r = 0; r + 1 < ends.size(); ++r) {
-      for (std::size_t at : {ends[r], (ends[r] + ends[r + 1]) / 2, ends[r + 1] - 1}) {
+      for (std::size_t at : {ends[r], ends[r] + 5, (ends[r] + ends[r + 1]) / 2, ends[r + 1] - 1}) {
         CAPTURE(at);
         std::string bad = full;
         bad[at] = static_cast<char>(bad[at] ^ 0x5a);
         write(d.path / "wal", bad);
+        if (r + 2 < ends.size()) {
+          try {
+            FileStorage s(d.path, FsyncPolicy::never, 5);
+            FAIL("a log damaged before its last record must not open");
+          } catch (const StorageError& e) {
+            CHECK(std::string(e.what()).find("wal") != std::string::npos);
+            CHECK(std::string(e.what()).find("offset " + std::to_string(ends[r])) !=
+                  std::string::npos);
+          }
+          CHECK(read(d.path / "wal") == bad);  // nothing was cut
+          continue;
+        }
         FileStorage s(d.path, FsyncPolicy::never, 5);
         REQUIRE(s.recovered().deltas.size() == r);
         REQUIRE(s.recovered().torn_bytes == full.size() - ends[r]);
       }
     }
+  }
+
+  // A record whose seq goes back has a valid checksum, so no crash wrote it: the log was
+  // assembled from files that do not belong together.
+  TEST_CASE("a log whose seq goes back is an error, not a torn tail") {
+    TempDir d;
+    {
+      FileStorage s(d.path, FsyncPolicy::always, 5);
+      for (std::uint64_t i = 1; i <= 3; ++i) REQUIRE(s.append(i * 10, payload(i)));
+    }
+    std::string wal = read(d.path / "wal");
+    // A record with seq 15 appended after 30, sealed like any other.
+    std::string rec;
+    storage_detail::put32(rec, 3);
+    detail::append_le64(rec, 15);
+    rec += "abc";
+    storage_detail::seal(rec);
+    write(d.path / "wal", wal + rec);
+    CHECK_THROWS_AS(FileStorage(d.path, FsyncPolicy::always, 5), StorageError);
+  }
+
+  // wal = {5, 6} beside a wal.next = {4, 7} that came from elsewhere: merging them would put
+  // a seq decrease in the middle of the log, and every append after the open (acknowledged
+  // under fsync always) would be cut at the next open. The pair is refused instead.
+  TEST_CASE("a wal.next that does not continue wal is refused, never merged") {
+    TempDir a, b;
+    {
+      FileStorage s(a.path, FsyncPolicy::always, 7);
+      REQUIRE(s.append(5, payload(5)));
+      REQUIRE(s.append(6, payload(6)));
+    }
+    {
+      FileStorage s(b.path, FsyncPolicy::always, 7);
+      REQUIRE(s.begin_snapshot(0).has_value());  // crash mid-snapshot: wal.next stays
+      REQUIRE(s.append(4, payload(4)));
+      REQUIRE(s.append(7, payload(7)));
+    }
+    write(b.path / "wal", read(a.path / "wal"));
+    const std::string next = read(b.path / "wal.next");
+    try {
+      FileStorage s(b.path, FsyncPolicy::always, 7);
+      FAIL("a mismatched wal.next must not open");
+    } catch (const StorageError& e) {
+      CHECK(std::string(e.what()).find("wal.next") != std::string::npos);
+    }
+    CHECK(read(b.path / "wal.next") == next);  // both files left as they were
+    CHECK(read(b.path / "wal") == read(a.path / "wal"));
+    // The same wal.next after a wal that it does continue merges, and appends survive.
+    fs::remove(b.path / "wal");
+    {
+      FileStorage s(b.path, FsyncPolicy::always, 7);
+      REQUIRE(s.recovered().deltas.size() == 2);
+      REQUIRE(s.append(8, payload(8)));
+    }
+    FileStorage again(b.path, FsyncPolicy::always, 7);
+    CHECK(again.recovered().next_seq() == 8);
+    CHECK(again.recovered().deltas.size() == 3);
   }
 
   TEST_CASE("unusable directories and damaged files are clear errors") {
