@@ -34,6 +34,12 @@ struct SyncOptions {
   std::size_t max_buffer_bytes = 64 * 1024 * 1024;
   // State-transfer chunks in flight per neighbour before an acknowledgement is required.
   std::size_t transfer_window = 8;
+  // Upper bound on the bytes of one incoming state transfer (a neighbour's whole state),
+  // chunks held out of order included. A transfer that passes it is dropped and counted
+  // (transfers_dropped): what a sender can make this replica hold is bounded. It must
+  // exceed the largest encoded state the replica will hold; 2 GiB is about 13 million keys
+  // of the link shortener's kind.
+  std::size_t max_incoming_transfer_bytes = std::size_t{2} << 30;
   // Unacknowledged data is sent again after this long without progress.
   Time retransmit_after = std::chrono::milliseconds(400);
   // Catch-up of key-based types (AWLWWMap) compares digests of key-hash buckets and sends
@@ -104,6 +110,7 @@ struct SyncMetrics {
   std::uint64_t catchups_completed = 0;  // catch-ups received and joined
   std::uint64_t catchups_declined = 0;   // whole states declined while another arrived
   std::uint64_t payloads_rejected = 0;   // deltas or states that failed to decode (dropped)
+  std::uint64_t transfers_dropped = 0;   // incoming state transfers too large or abandoned
   std::uint64_t storage_errors = 0;      // appends or syncs that failed (nothing acknowledged)
   std::uint64_t buffer_entries = 0;      // current (not monotone)
   std::uint64_t buffer_bytes = 0;        // current (not monotone)

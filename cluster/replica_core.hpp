@@ -201,7 +201,10 @@ class ReplicaCore {
         flush(now, peer, n, sync && stalled);
       }
     }
-    if (sync) drop_idle_digest_receivers(now);
+    if (sync) {
+      drop_idle_digest_receivers(now);
+      drop_idle_transfers(now);
+    }
     collect_buffer();
     if (sync && storage_ && !snapshot_running_ &&
         storage_->log_bytes() > options_.snapshot_log_bytes) {
@@ -306,6 +309,13 @@ class ReplicaCore {
   // How far past the next expected chunk arriving chunks are kept (reordered on the way);
   // later ones are dropped and sent again. Bounds memory to this many chunks.
   static constexpr std::uint64_t kChunksHeldAhead = 16;
+
+  // Bytes an incoming transfer holds or has decoded: what max_incoming_transfer_bytes bounds.
+  static std::size_t held_bytes(const Incoming& in) {
+    std::size_t n = in.size;
+    for (const auto& [k, chunk] : in.ahead) n += chunk.size();
+    return n;
+  }
 
   void take_chunk(Incoming& in, std::string_view chunk) {
     if constexpr (kDecodeAsArriving) {
@@ -670,6 +680,11 @@ class ReplicaCore {
         send(from, std::move(decline));
         return;
       }
+      // Every chunk holds at least one byte: a count beyond the byte bound is a lie.
+      if (m.last == 0 || m.last > options_.max_incoming_transfer_bytes) {
+        ++metrics_.payloads_rejected;
+        return;
+      }
       Incoming fresh;
       fresh.id = m.transfer;
       fresh.seq = m.seq;
@@ -678,6 +693,14 @@ class ReplicaCore {
     }
     Incoming& in = found->second;
     in.last_seen = now;
+    if (held_bytes(in) + m.payload.size() > options_.max_incoming_transfer_bytes) {
+      // Larger than this replica accepts: forget it (the sender's retransmissions start a
+      // new one, which ends the same way; raise the bound if the state is legitimately that
+      // large).
+      ++metrics_.transfers_dropped;
+      incoming_.erase(found);
+      return;
+    }
     if (m.last == in.chunks && m.first >= in.have) {
       if (m.first == in.have) {
         take_chunk(in, m.payload);
@@ -884,6 +907,16 @@ class ReplicaCore {
   void drop_idle_digest_receivers(Time now) {
     const Time idle = 10 * std::max(options_.retransmit_after, options_.sync_interval);
     std::erase_if(digest_in_, [&](const auto& kv) { return now - kv.second.last_seen > idle; });
+  }
+
+  // An incoming state transfer whose sender went silent (it crashed, lost its link, or
+  // never meant to finish) holds up to max_incoming_transfer_bytes; forget it. The sender,
+  // if it comes back, is told by its next chunk's ack to start over.
+  void drop_idle_transfers(Time now) {
+    const Time idle = 10 * std::max(options_.retransmit_after, options_.sync_interval);
+    metrics_.transfers_dropped += std::erase_if(incoming_, [&](const auto& kv) {
+      return kv.second.have < kv.second.chunks && now - kv.second.last_seen > idle;
+    });
   }
 
   // GC: drop deltas every neighbour has acknowledged (a neighbour in state transfer needs
