@@ -68,8 +68,8 @@ class Node {
               {{"node", options_.name}, {"address", advertise_}, {"cluster", options_.cluster}});
     // The acceptor and the maintenance timer are used by these two loops and by stop(), all
     // on one strand.
-    asio::co_spawn(*control_, accept_loop(), asio::detached);
-    asio::co_spawn(*control_, maintain(), asio::detached);
+    asio::co_spawn(*control_, accept_loop(), report_failure("accept_loop_failed"));
+    asio::co_spawn(*control_, maintain(), report_failure("maintenance_failed"));
   }
 
   Node(const Node&) = delete;
@@ -153,6 +153,11 @@ class Node {
       for (const auto& [n, mem] : members_) m.peers += mem.link ? 1 : 0;
       m.reconnects = reconnects_;
       m.sync_dropped = sync_dropped_;
+      m.connections_refused = connections_refused_;
+      m.accept_errors = accept_errors_;
+      m.gossip_rejected = gossip_rejected_;
+      m.members_forgotten = members_forgotten_;
+      m.members = members_.size();
     }
     m.bytes_in = counters_.bytes_in.load();
     m.bytes_out = counters_.bytes_out.load();
@@ -178,7 +183,7 @@ class Node {
       stopped_ = true;
       for (auto& [n, m] : members_)
         if (m.link) links.push_back(m.link);
-      for (auto& [a, l] : pending_) links.push_back(l);
+      for (auto& [a, p] : pending_) links.push_back(p.link);
       listeners_.clear();
     }
     log_->log(LogLevel::info, "node_stopping", {{"node", options_.name}});
@@ -187,6 +192,7 @@ class Node {
       boost::system::error_code ec;
       acceptor_->close(ec);
       maintenance_->cancel();
+      if (accept_pause_) accept_pause_->cancel();
     });
     // Give goodbyes a moment to reach the wire (bounded), then tear down in a safe order:
     // replicas, then threads (no handler runs after), then the ports handlers sent through.
@@ -212,6 +218,7 @@ class Node {
     io_->join();  // no handler runs after this
     acceptor_.reset();
     maintenance_.reset();
+    accept_pause_.reset();
     ports.clear();
     control_.reset();
     io_.reset();
@@ -243,6 +250,15 @@ class Node {
     transport::Link::Ptr link;  // null while not linked
     std::vector<wire::HostedReplica> replicas;
     bool ever_linked = false;
+    // Last time a link or any gossip vouched for this member (forgetting, see maintain).
+    std::chrono::steady_clock::time_point last_heard{};
+  };
+
+  // A connection in its handshake; `source` is the remote IP of an accepted one (counted
+  // against max_handshakes_per_address), empty for one this node dialed.
+  struct Pending {
+    transport::Link::Ptr link;
+    std::string source;
   };
 
   // Dialing state of one address.
@@ -256,8 +272,10 @@ class Node {
     std::string peer;  // the node found there (once a handshake succeeded)
     bool in_progress = false;
     bool is_self = false;
+    bool from_gossip = true;  // only gossip named it (not a seed or a strategy)
     unsigned failures = 0;
     std::chrono::steady_clock::time_point next{};
+    std::chrono::steady_clock::time_point last_heard{};  // last named by gossip
   };
 
   static NodeOptions validated(NodeOptions o) {
@@ -305,20 +323,100 @@ class Node {
     return h;
   }
 
+  // Accepts connections until the acceptor closes. A failed accept (out of descriptors,
+  // say) backs off, 10 ms doubling to 1 s, instead of spinning; a connection beyond the
+  // handshake limits is closed at once. Both are counted and logged at most once per
+  // interval. (An exception escaping it is logged by its completion: see report_failure.)
   asio::awaitable<void> accept_loop() {
+    std::chrono::milliseconds backoff{0};
     for (;;) {
       auto [ec, socket] = co_await acceptor_->async_accept(asio::make_strand(io_->context()),
                                                            asio::as_tuple(asio::use_awaitable));
       if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
-      if (ec) continue;
+      if (ec) {
+        backoff =
+            std::clamp(backoff * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+        {
+          std::lock_guard lock(mu_);
+          ++accept_errors_;
+        }
+        log_throttled(LogLevel::warn, "accept_failed",
+                      {{"node", options_.name}, {"reason", ec.message()}});
+        accept_pause_.emplace(*control_, backoff);
+        auto [wec] = co_await accept_pause_->async_wait(asio::as_tuple(asio::use_awaitable));
+        if (wec || !acceptor_->is_open()) co_return;
+        continue;
+      }
+      backoff = std::chrono::milliseconds(0);
+      boost::system::error_code rec;
+      const auto remote = socket.remote_endpoint(rec);
+      const std::string source = rec ? std::string("?") : remote.address().to_string();
       std::lock_guard lock(mu_);
       if (stopped_) co_return;
+      const std::size_t from_source = handshaking_from_[source];
+      if (accepted_handshaking_ >= options_.max_handshakes ||
+          from_source >= options_.max_handshakes_per_address) {
+        if (from_source == 0) handshaking_from_.erase(source);
+        ++connections_refused_;
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        log_throttled(
+            LogLevel::warn, "connection_refused",
+            {{"node", options_.name},
+             {"remote", source},
+             {"reason", accepted_handshaking_ >= options_.max_handshakes
+                            ? "too many connections in their handshake"
+                            : "too many connections in their handshake from this address"}});
+        continue;
+      }
       auto link = transport::Link::create(std::move(socket), transport::Handshake::Role::server,
                                           handshake_config(), options_.link, handlers(std::nullopt),
                                           counters_, tls_);
-      pending_.emplace(link.get(), link);
+      ++accepted_handshaking_;
+      ++handshaking_from_[source];
+      pending_.emplace(link.get(), Pending{link, source});
       link->start();
     }
+  }
+
+  // Completion of a detached coroutine: an exception that escaped it (a bug) is logged as
+  // `event`, never lost. The node outlives its coroutines (stop() joins the threads).
+  std::function<void(std::exception_ptr)> report_failure(std::string_view event) {
+    return [this, event](std::exception_ptr e) {
+      if (!e) return;
+      std::string why = "unknown error";
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        why = x.what();
+      } catch (...) {
+      }
+      log_->log(LogLevel::error, event, {{"node", options_.name}, {"reason", why}});
+    };
+  }
+
+  // Removes a link from those in their handshake (under mu_).
+  void leave_pending(const transport::Link* link) {
+    auto it = pending_.find(link);
+    if (it == pending_.end()) return;
+    if (!it->second.source.empty()) {
+      --accepted_handshaking_;
+      auto at = handshaking_from_.find(it->second.source);
+      if (at != handshaking_from_.end() && --at->second == 0) handshaking_from_.erase(at);
+    }
+    pending_.erase(it);
+  }
+
+  // Logs `event` at most once per interval (see LogThrottle), adding how many lines were
+  // held back since the last. Safe under mu_ (neither the throttle nor the sink takes it).
+  void log_throttled(LogLevel level, std::string_view event,
+                     std::initializer_list<Logger::Field> fields) {
+    std::uint64_t suppressed = 0;
+    if (!log_->enabled(level) || !throttle_.allow(event, suppressed)) return;
+    std::vector<Logger::Field> all(fields.begin(), fields.end());
+    const std::string held = std::to_string(suppressed);
+    if (suppressed != 0) all.emplace_back("suppressed", held);
+    log_->log(level, event, std::span<const Logger::Field>(all));
   }
 
   // Every 100 ms: run the membership strategies that are due, dial addresses that are due;
@@ -339,20 +437,68 @@ class Node {
         if (st.running || now < st.next) continue;
         st.running = true;
         // Posted: co_spawn may start running here, and discover() takes mu_, held now.
-        asio::post(io_->context(),
-                   [this, i] { asio::co_spawn(io_->context(), discover(i), asio::detached); });
+        asio::post(io_->context(), [this, i] {
+          asio::co_spawn(io_->context(), discover(i), report_failure("discovery_loop_failed"));
+        });
       }
+      forget_unreached(now);
+      std::size_t dialing = 0;
+      for (const auto& [address, d] : dials_) dialing += d.in_progress ? 1 : 0;
       for (auto& [address, d] : dials_) {
+        if (dialing >= options_.max_concurrent_dials) break;
         if (d.is_self || d.in_progress || now < d.next || linked_at(address)) continue;
         if (!d.peer.empty() && members_.contains(d.peer) && members_[d.peer].link) continue;
         d.in_progress = true;
-        asio::co_spawn(asio::make_strand(io_->context()), dial(address), asio::detached);
+        ++dialing;
+        asio::co_spawn(asio::make_strand(io_->context()), dial(address),
+                       [this, address](std::exception_ptr e) {
+                         if (e) dial_crashed(address, e);
+                       });
       }
       if (now - last_gossip >= options_.gossip_interval) {
         last_gossip = now;
         broadcast_gossip();
       }
     }
+  }
+
+  // A dial that threw (a bug, or an address that slipped past validation) is logged and
+  // retried with backoff like any failed dial, never left "in progress" for good.
+  void dial_crashed(const std::string& address, std::exception_ptr e) {
+    std::string why = "unknown error";
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      why = x.what();
+    } catch (...) {
+    }
+    std::lock_guard lock(mu_);
+    if (stopped_) return;
+    log_throttled(LogLevel::warn, "dial_failed",
+                  {{"node", options_.name}, {"address", address}, {"reason", why}});
+    dial_failed(address);
+  }
+
+  // Forgets members that only gossip ever named, that this node never linked to, and that
+  // no gossip has named for forget_unreached_after; and dial addresses learned the same way
+  // that never answered. (Under mu_.)
+  void forget_unreached(std::chrono::steady_clock::time_point now) {
+    const auto stale = [&](std::chrono::steady_clock::time_point heard) {
+      return now - heard > options_.forget_unreached_after;
+    };
+    const std::size_t forgotten = std::erase_if(members_, [&](const auto& kv) {
+      const Member& m = kv.second;
+      return !m.link && !m.ever_linked && stale(m.last_heard);
+    });
+    if (forgotten != 0) {
+      members_forgotten_ += forgotten;
+      log_->log(LogLevel::info, "members_forgotten",
+                {{"node", options_.name}, {"count", std::to_string(forgotten)}});
+    }
+    std::erase_if(dials_, [&](const auto& kv) {
+      const Dial& d = kv.second;
+      return d.from_gossip && d.peer.empty() && !d.in_progress && stale(d.last_heard);
+    });
   }
 
   // Runs strategy i once and adds the addresses it found to those dialed (kept forever: a
@@ -392,7 +538,7 @@ class Node {
                   {{"node", options_.name}, {"strategy", strategy->name()}, {"reason", e.what()}});
         continue;
       }
-      dials_[address];
+      dials_[address].from_gossip = false;
       log_->log(LogLevel::info, "discovered",
                 {{"node", options_.name}, {"strategy", strategy->name()}, {"address", address}});
     }
@@ -441,7 +587,7 @@ class Node {
     auto link = transport::Link::create(std::move(socket), transport::Handshake::Role::client,
                                         handshake_config(), options_.link, handlers(address),
                                         counters_, tls_);
-    pending_.emplace(link.get(), link);
+    pending_.emplace(link.get(), Pending{link, {}});
     link->start();
   }
 
@@ -465,7 +611,7 @@ class Node {
     const std::string peer = link->peer().node;
     {
       std::lock_guard lock(mu_);
-      pending_.erase(link.get());
+      leave_pending(link.get());
       if (stopped_) return;
       if (dialed) {
         Dial& d = dials_[*dialed];
@@ -490,6 +636,7 @@ class Node {
       const bool was_down = !m.link;
       if (was_down && m.ever_linked) ++reconnects_;
       m.ever_linked = true;
+      m.last_heard = std::chrono::steady_clock::now();
       m.link = link;
       m.incarnation = link->peer().incarnation;
       if (dialed && m.address.empty()) m.address = *dialed;
@@ -518,14 +665,22 @@ class Node {
     std::string peer;
     {
       std::lock_guard lock(mu_);
-      pending_.erase(link.get());
+      leave_pending(link.get());
       if (stopped_) return;
       const bool rejected = reason.rfind("malformed", 0) == 0 || reason.rfind("handshake", 0) == 0;
-      if (rejected || was_up) {
-        log_->log(rejected ? LogLevel::warn : LogLevel::info,
-                  rejected ? "link_rejected" : "link_down",
+      const std::string_view peer_name =
+          was_up ? std::string_view(link->peer().node) : std::string_view("?");
+      if (rejected) {
+        // Anyone can connect and fail: once per interval, however many do.
+        log_throttled(LogLevel::warn, "link_rejected",
+                      {{"node", options_.name},
+                       {"peer", peer_name},
+                       {"remote", link->remote()},
+                       {"reason", reason}});
+      } else if (was_up) {
+        log_->log(LogLevel::info, "link_down",
                   {{"node", options_.name},
-                   {"peer", was_up ? std::string_view(link->peer().node) : std::string_view("?")},
+                   {"peer", peer_name},
                    {"remote", link->remote()},
                    {"reason", reason}});
       }
@@ -553,33 +708,108 @@ class Node {
       std::optional<wire::SyncEnvelope> e = wire::decode_sync(f.payload);
       std::lock_guard lock(mu_);
       auto it = e ? hosted_.find(e->replica) : hosted_.end();
-      if (it == hosted_.end() || it->second->id != e->to) {
-        ++sync_dropped_;  // malformed, or for a replica this node does not (now) host
+      if (it == hosted_.end() || it->second->id != e->to || !announced(link, e->replica, e->from)) {
+        // Malformed, for a replica this node does not (now) host, or from a replica id the
+        // node at the other end did not announce under that name: a sender cannot speak
+        // for replicas of other nodes, or invent ids to hold state transfers open.
+        ++sync_dropped_;
         return;
       }
       it->second->deliver(e->from, std::move(e->msg));
     } else if (f.type == transport::FrameType::gossip) {
       std::optional<wire::Gossip> g = wire::decode_gossip(f.payload);
       std::lock_guard lock(mu_);
-      if (!g || g->self.name != link->peer().node) return;
+      if (!g || g->self.name != link->peer().node || !valid_address(g->self.address)) {
+        ++gossip_rejected_;
+        log_throttled(LogLevel::warn, "gossip_rejected",
+                      {{"node", options_.name},
+                       {"peer", link->peer().node},
+                       {"reason", !g ? "malformed" : "the sender misnames itself"}});
+        return;
+      }
       Member& m = members_[g->self.name];
       if (m.link != link) return;  // a link being replaced
+      const auto now = std::chrono::steady_clock::now();
       forget_routes(m);
       m.address = g->self.address;
       m.incarnation = g->self.incarnation;
       m.replicas = g->replicas;
+      m.last_heard = now;
       for (const auto& r : m.replicas) routes_[r.id] = link;
-      if (!m.address.empty()) dials_[m.address];  // known from now on (redialed if lost)
+      if (!m.address.empty()) dials_[m.address].from_gossip = false;  // a member linked once
+      std::size_t bad = 0;
+      std::vector<const wire::MemberRecord*> learned;
       for (const wire::MemberRecord& other : g->members) {
         if (other.name == options_.name || other.address == advertise_) continue;
-        if (!members_.contains(other.name)) {
-          members_[other.name].address = other.address;
-          log_->log(LogLevel::info, "member_learned",
-                    {{"node", options_.name}, {"member", other.name}, {"address", other.address}});
+        if (!valid_address(other.address)) {
+          ++bad;
+          continue;
         }
-        dials_[other.address];
+        auto known = members_.find(other.name);
+        if (known == members_.end()) {
+          if (members_.size() >= options_.max_members) {
+            ++bad;  // beyond the bound: ignored (a real member is named again later)
+            continue;
+          }
+          known = members_.emplace(other.name, Member{}).first;
+          known->second.address = other.address;
+          learned.push_back(&other);
+        }
+        Member& mem = known->second;
+        mem.last_heard = now;
+        if (mem.link || other.address.empty()) continue;                // linked: nothing to dial
+        if (mem.address != other.address && mem.ever_linked) continue;  // its own word wins
+        mem.address = other.address;
+        // Dial addresses learned by gossip are bounded like members (one per member, and
+        // those of seeds and strategies).
+        if (!dials_.contains(other.address) && dials_.size() >= 2 * options_.max_members) {
+          ++bad;
+          continue;
+        }
+        Dial& dial = dials_[other.address];
+        if (dial.from_gossip) dial.last_heard = now;
+      }
+      // One line per member learned; a frame naming many (a cluster's first gossip, or an
+      // invented list) is summarised in one.
+      if (learned.size() <= 16) {
+        for (const wire::MemberRecord* r : learned) {
+          log_->log(LogLevel::info, "member_learned",
+                    {{"node", options_.name}, {"member", r->name}, {"address", r->address}});
+        }
+      } else {
+        log_->log(LogLevel::info, "members_learned",
+                  {{"node", options_.name},
+                   {"peer", link->peer().node},
+                   {"count", std::to_string(learned.size())}});
+      }
+      if (bad != 0) {
+        gossip_rejected_ += 1;
+        log_throttled(LogLevel::warn, "gossip_rejected",
+                      {{"node", options_.name},
+                       {"peer", link->peer().node},
+                       {"reason",
+                        "member records with a malformed address, or beyond "
+                        "max_members"}});
       }
       update_neighbours();
+    }
+  }
+
+  // Whether the node at the other end of `link` announced replica `id` under `name`.
+  bool announced(const transport::Link::Ptr& link, const std::string& name, ReplicaId id) const {
+    auto m = members_.find(link->peer().node);
+    if (m == members_.end() || m->second.link != link) return false;
+    return std::any_of(m->second.replicas.begin(), m->second.replicas.end(),
+                       [&](const wire::HostedReplica& r) { return r.id == id && r.name == name; });
+  }
+
+  static bool valid_address(const std::string& address) {
+    if (address.empty()) return true;  // a member that advertises none is never dialed
+    try {
+      parse_host_port(address, "gossiped");
+      return true;
+    } catch (const std::invalid_argument&) {
+      return false;
     }
   }
 
@@ -647,7 +877,15 @@ class Node {
   std::map<std::string, Member> members_;
   std::map<std::string, Dial> dials_;
   std::vector<Strategy> strategies_;
-  std::map<const transport::Link*, transport::Link::Ptr> pending_;  // handshaking
+  std::map<const transport::Link*, Pending> pending_;    // handshaking
+  std::size_t accepted_handshaking_ = 0;                 // accepted ones among them
+  std::map<std::string, std::size_t> handshaking_from_;  // ... by source address
+  std::optional<asio::steady_timer> accept_pause_;       // accept back-off (control strand)
+  LogThrottle throttle_{options_.refusal_log_interval};
+  std::uint64_t connections_refused_ = 0;
+  std::uint64_t accept_errors_ = 0;
+  std::uint64_t gossip_rejected_ = 0;
+  std::uint64_t members_forgotten_ = 0;
   std::map<ReplicaId, transport::Link::Ptr> routes_;
   std::vector<std::function<void(const MemberEvent&)>> listeners_;
   std::uint64_t reconnects_ = 0;

@@ -46,6 +46,25 @@ struct NodeOptions {
   std::chrono::milliseconds reconnect_max{5000};
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::milliseconds gossip_interval{1000};
+  // Accepted connections still in their handshake, in all and from one source address.
+  // Beyond either, a new connection is closed at once (counted, logged once per interval):
+  // unauthenticated peers cannot exhaust descriptors or memory, and one address cannot take
+  // every slot. Peers that are refused redial with backoff. Raise the per-address bound when
+  // many nodes reach this one through one NAT address.
+  std::size_t max_handshakes = 256;
+  std::size_t max_handshakes_per_address = 16;
+  // Members this node keeps track of (linked or learned by gossip); gossip naming more is
+  // ignored beyond it. A member learned by gossip that this node never linked to, and that
+  // no gossip has named for forget_unreached_after, is forgotten (no longer listed or
+  // dialed): invented or long-gone members do not accumulate.
+  std::size_t max_members = 1024;
+  std::chrono::milliseconds forget_unreached_after{60000};
+  // Dials in progress at once; further due dials wait for the next maintenance round.
+  std::size_t max_concurrent_dials = 32;
+  // Refusals and failures anyone can cause (rejected links, refused connections, failed
+  // accepts, malformed gossip) are logged at most once per this interval per kind, with a
+  // count of those held back: a flood costs one line, not one per attempt. 0: every one.
+  std::chrono::milliseconds refusal_log_interval{10000};
   // Durability: each hosted replica logs to data_dir/<replica name>/ (docs/storage-format.md)
   // and recovers from it on start, keeping its replica id. data_dir must exist. Empty: state
   // in memory only (a restarted node's replicas start empty under new ids).
@@ -63,7 +82,14 @@ struct NodeMetrics {
   std::uint64_t frames_dropped = 0;     // outbound frames dropped on a full link queue
   std::uint64_t handshakes_failed = 0;  // refused or timed out
   std::uint64_t reconnects = 0;         // links re-established to a node seen before
-  std::uint64_t sync_dropped = 0;       // sync frames for no hosted replica, or malformed
+  // Sync frames dropped: malformed, for no hosted replica, or from a replica id the peer on
+  // that link did not announce.
+  std::uint64_t sync_dropped = 0;
+  std::uint64_t connections_refused = 0;  // accepted, then closed at once: handshake limits
+  std::uint64_t accept_errors = 0;        // failed accepts (e.g. out of descriptors)
+  std::uint64_t gossip_rejected = 0;      // malformed gossip frames or member records
+  std::uint64_t members_forgotten = 0;    // learned members dropped, never reached
+  std::size_t members = 0;                // members known now (linked or not)
 };
 
 struct MemberEvent {

@@ -29,6 +29,9 @@ inline constexpr std::size_t kFrameTrailerBytes = 8;
 // Default bound on one frame's payload: a sync message of max_sync_bytes plus its header
 // fits with room to spare.
 inline constexpr std::size_t kDefaultMaxFrameBytes = 4 * 1024 * 1024;
+// Bound on a frame's payload before the peer has authenticated: the largest handshake frame
+// (a hello_ack with 255-byte cluster and node names) is about 630 bytes.
+inline constexpr std::size_t kDefaultMaxHandshakeFrameBytes = 1024;
 
 enum class FrameType : std::uint8_t {
   hello = 1,      // handshake, client -> server
@@ -107,6 +110,8 @@ class FrameDecoder {
   // Bytes of an incomplete frame held.
   std::size_t buffered() const { return buf_.size() - at_; }
   std::size_t max_payload() const { return max_; }
+  // Changes the bound for frames not yet decoded (a link raises it once authenticated).
+  void set_max_payload(std::size_t max_payload) { max_ = max_payload; }
 
  private:
   Result<std::optional<Frame>> fail(Errc e) {

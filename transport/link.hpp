@@ -6,13 +6,16 @@
 // bounded in bytes, and a frame that would pass the bound is dropped and counted (callers
 // send only what can be resent: replication retransmits). Heartbeats keep an idle link
 // alive; a link that receives nothing for idle_timeout, or whose handshake does not finish
-// within handshake_timeout, is closed. Any malformed frame closes the link.
+// within handshake_timeout, is closed. Any malformed frame closes the link. Until the peer
+// has authenticated, a link accepts frames of at most max_handshake_frame_bytes and reads
+// into a small buffer: an unauthenticated connection costs a few KiB, whatever it sends.
 //
 // Threading: everything runs on the link's strand (the socket's executor). send() and
 // close() may be called from any thread. Handlers are called on the strand; on_down exactly
 // once, whatever ends the link.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -34,11 +37,16 @@ namespace deltacrdt::transport {
 
 struct LinkOptions {
   std::size_t max_frame_bytes = kDefaultMaxFrameBytes;
+  // Frames announcing more before the handshake is done close the connection: what an
+  // unauthenticated peer can make a node buffer.
+  std::size_t max_handshake_frame_bytes = kDefaultMaxHandshakeFrameBytes;
   // Outbound bytes queued before frames are dropped (backpressure on a slow peer).
   std::size_t max_queue_bytes = 32 * 1024 * 1024;
+  // A connection that has not authenticated by then is closed (whatever it sent meanwhile).
   std::chrono::milliseconds handshake_timeout{5000};
   std::chrono::milliseconds heartbeat_interval{500};
-  // Nothing received for this long (not even a heartbeat): the peer is gone.
+  // Nothing received for this long (not even a heartbeat) on an authenticated link: the
+  // peer is gone. (Before the handshake is done only handshake_timeout applies.)
   std::chrono::milliseconds idle_timeout{3000};
 };
 
@@ -126,7 +134,7 @@ class Link : public std::enable_shared_from_this<Link> {
         options_(options),
         handlers_(std::move(handlers)),
         counters_(counters),
-        decoder_(options.max_frame_bytes),
+        decoder_(std::min(options.max_handshake_frame_bytes, options.max_frame_bytes)),
         wake_(strand_),
         tick_(strand_) {
     boost::system::error_code ec;
@@ -141,6 +149,8 @@ class Link : public std::enable_shared_from_this<Link> {
   asio::ip::tcp::socket& tcp() { return tls_ ? tls_->next_layer() : socket_; }
 
   using Clock = std::chrono::steady_clock;
+  static constexpr std::size_t kHandshakeReadBytes = 2 * 1024;
+  static constexpr std::size_t kReadBytes = 64 * 1024;
 
   asio::awaitable<void> reader() {
     last_rx_ = Clock::now();
@@ -162,8 +172,10 @@ class Link : public std::enable_shared_from_this<Link> {
     last_rx_ = Clock::now();  // a slow TLS handshake is not idleness
     if (std::string hello = handshake_.start(); !hello.empty()) enqueue(std::move(hello));
     wake_.cancel();
-    std::vector<char> buf(64 * 1024);
+    // Small until the peer authenticated; then large, for throughput.
+    std::vector<char> buf(kHandshakeReadBytes);
     while (!closed_.load()) {
+      if (up_.load() && buf.size() < kReadBytes) buf.resize(kReadBytes);
       boost::system::error_code ec;
       std::size_t n = 0;
       if (tls_) {
@@ -205,6 +217,7 @@ class Link : public std::enable_shared_from_this<Link> {
         close_reason_ = "handshake: " + handshake_.failure();
         wake_.cancel();
       } else if (handshake_.done()) {
+        decoder_.set_max_payload(options_.max_frame_bytes);
         up_ = true;
         if (handlers_.on_up) handlers_.on_up(shared_from_this());
       }
@@ -285,7 +298,7 @@ class Link : public std::enable_shared_from_this<Link> {
         shutdown("handshake timeout");
         co_return;
       }
-      if (now - last_rx_ > options_.idle_timeout) {
+      if (up_.load() && now - last_rx_ > options_.idle_timeout) {
         shutdown("idle timeout");
         co_return;
       }
