@@ -323,7 +323,9 @@ class Replica {
           auto chosen = choose(std::as_const(impl.core.state()));
           ChosenWrite<K> out;
           if (!chosen) return out;
-          auto& [key, value] = *chosen;
+          // Named parts, not a structured binding: clang 14 cannot capture one in a lambda.
+          auto& key = chosen->first;
+          auto& value = chosen->second;
           out.key = key;
           const std::uint64_t wall = impl.wall_ms();
           const auto* slot = impl.core.state().find_slot(key);
@@ -436,6 +438,7 @@ class Replica {
         self->sync_posted = false;
         std::exception_ptr error;
         if (auto r = self->storage->sync(); !r) {
+          self->core.count_storage_error();
           error = std::make_exception_ptr(std::system_error(r.error(), "replica: fsync failed"));
         }
         for (auto& w : std::exchange(self->awaiting_sync, {})) w->complete(error);
@@ -454,7 +457,7 @@ class Replica {
     // push or sync round that is due (the timer's handler may be queued behind many
     // writes), sends the output and re-arms the timer.
     void pump() {
-      if (inbox_waiting.load(std::memory_order_acquire)) receive_inbox();
+      if (!in_batch && inbox_waiting.load(std::memory_order_acquire)) receive_inbox();
       if (const Time t = now(); !stopped && core.next_wakeup() <= t) core.tick(t);
       for (auto& out : core.take_outbox()) transport.send(core.id(), out.to, std::move(out.msg));
       if (!diffs.empty() && on_diffs) {
@@ -520,6 +523,11 @@ class Replica {
       }
       if (was_empty) asio::post(strand, [self = shared()] { self->run_submitted(); });
     }
+    // Delivered messages are taken in only after the whole batch ran (in_batch): an
+    // operation submitted before a message arrived then always runs before the message is
+    // joined. (Taking them in after the batch's first operation joined deltas that arrived
+    // after a later on_diffs was submitted, before it was installed: those changes were
+    // never reported.)
     void run_submitted() {
       std::vector<std::unique_ptr<Op>> batch;
       {
@@ -527,9 +535,11 @@ class Replica {
         batch.swap(submitted);
       }
       std::size_t done = 0;
+      in_batch = true;
       try {
         while (done < batch.size()) batch[done++]->run(*this);
       } catch (...) {
+        in_batch = false;
         // A completion handler threw (out of io_context::run, as it would from its own
         // handler): the rest of the batch goes back in front of the queue, to run next.
         bool post = false;
@@ -542,6 +552,8 @@ class Replica {
         if (post) asio::post(strand, [self = shared()] { self->run_submitted(); });
         throw;
       }
+      in_batch = false;
+      if (inbox_waiting.load(std::memory_order_acquire)) pump();
     }
     std::mutex submit_mutex;
     std::vector<std::unique_ptr<Op>> submitted;
@@ -554,6 +566,7 @@ class Replica {
     HybridClock clock;
     Time armed_for = ReplicaCore<T>::kNever;
     bool stopped = false;
+    bool in_batch = false;  // run_submitted is running operations (see there)
     std::weak_ptr<Impl> self_ref;
     std::optional<asio::strand<asio::any_io_executor>> diff_strand;
     // Writes waiting for neighbours' acknowledgements (WriteConcern::acked).
@@ -566,24 +579,24 @@ class Replica {
     std::vector<AckWait> ack_waits;
     std::optional<asio::steady_timer> ack_timer;
 
+    // With storage, a write waiting for acknowledgements is first durable here: an acked or
+    // majority write is never weaker than a durable one, even when no neighbour is needed,
+    // and a failed fsync fails it (whatever the neighbours say).
     template <class F>
     void after_acks(std::uint64_t seq, WriteConcern concern, F f) {
       if (seq >= core.seq()) return f(nullptr);  // a no-op write: nothing to replicate
-      const std::size_t required =
-          concern.acks != 0 ? concern.acks : core.neighbour_count() / 2 + 1;
-      if (core.neighbour_count() == 0 && concern.acks == 0) return f(nullptr);
-      auto wait = [this, seq, required, concern, f = std::move(f)]() mutable {
+      auto wait = [this, seq, concern, f = std::move(f)](std::exception_ptr e) mutable {
+        if (e) return f(e);
+        const std::size_t required =
+            concern.acks != 0 ? concern.acks : core.neighbour_count() / 2 + 1;
+        if (core.neighbour_count() == 0 && concern.acks == 0) return f(nullptr);
         ack_waits.push_back(AckWait{seq, required,
                                     std::chrono::steady_clock::now() + concern.timeout,
                                     std::make_unique<WaitingFn<F>>(std::move(f))});
         check_acks();
       };
-      if (!storage) return wait();
-      // With storage the write is durable here before it counts as acknowledged.
-      after_sync([wait = std::move(wait)](std::exception_ptr e) mutable {
-        (void)e;  // a failed sync surfaces as the replica's storage_errors; acks still decide
-        wait();
-      });
+      if (!storage) return wait(nullptr);
+      after_sync(std::move(wait));
     }
 
     // Completes waits whose acks arrived or whose deadline passed; re-arms the timer.

@@ -251,6 +251,9 @@ class ReplicaCore {
   }
   std::size_t neighbour_count() const { return neighbours_.size(); }
 
+  // A storage failure the runner met on the core's behalf (a group commit's fsync).
+  void count_storage_error() { ++metrics_.storage_errors; }
+
   SyncMetrics metrics() const {
     SyncMetrics m = metrics_;
     m.buffer_entries = buffer_.size();
@@ -668,6 +671,11 @@ class ReplicaCore {
         incoming_.erase(from);
         return;
       }
+      // Every chunk holds at least one byte: a count beyond the byte bound is a lie.
+      if (m.last == 0 || m.last > options_.max_incoming_transfer_bytes) {
+        ++metrics_.payloads_rejected;
+        return;
+      }
       if (whole_state_arriving(now, from)) {
         // One whole state at a time: a second would cost as much again to receive and
         // decode, and add nothing once the first is in. The sender catches up later (by
@@ -678,11 +686,6 @@ class ReplicaCore {
         decline.transfer = m.transfer;
         decline.last = kTransferDeclined;
         send(from, std::move(decline));
-        return;
-      }
-      // Every chunk holds at least one byte: a count beyond the byte bound is a lie.
-      if (m.last == 0 || m.last > options_.max_incoming_transfer_bytes) {
-        ++metrics_.payloads_rejected;
         return;
       }
       Incoming fresh;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/asio.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 
 namespace deltacrdt {
 namespace asio = boost::asio;
