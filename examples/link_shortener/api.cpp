@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 
 #include "cluster/file_storage.hpp"
+#include "examples/link_shortener/routes.hpp"
 
 namespace deltacrdt::shortener {
 
@@ -61,86 +62,33 @@ std::string Api::short_url(const Request& req, const std::string& code) const {
 }
 
 asio::awaitable<Response> Api::route(const Request& req, std::string& route_name) {
-  std::string_view target = req.target();
-  target = target.substr(0, target.find_first_of("?#"));
-  if (target.empty() || target.front() != '/') {
-    co_return text(req, http::status::not_found, "not found\n");
-  }
-  const http::verb method = req.method();
-  const auto method_not_allowed = [&](std::string allow) {
-    Response res = text(req, http::status::method_not_allowed, "method not allowed\n");
-    res.set(http::field::allow, allow);
-    return res;
-  };
-
-  if (target == "/") {
-    route_name = "shorten";
-    if (method != http::verb::post) co_return method_not_allowed("POST");
-    bool malformed = false;
-    const auto url = form_field(req.body(), "url", &malformed);
-    if (!url) {
-      co_return error(req, http::status::unprocessable_entity,
-                      malformed ? "the url field has a malformed percent escape"
-                                : "missing form field 'url' (send url=... as "
-                                  "application/x-www-form-urlencoded, e.g. curl -d url=...)",
-                      false);
+  RoutePlan plan = plan_route(req.method(), req.target(), req.body());
+  route_name = plan.name;
+  switch (plan.route) {
+    case Route::answered: {
+      Response res = error(req, static_cast<http::status>(plan.status), plan.message, plan.json);
+      if (!plan.allow.empty()) res.set(http::field::allow, plan.allow);
+      co_return res;
     }
-    co_return co_await shorten(req, *url, false);
+    case Route::shorten:
+    case Route::api_create:
+      co_return co_await shorten(req, plan.url, plan.json);
+    case Route::api_get:
+      co_return co_await describe(req, plan.code);
+    case Route::health:
+      co_return text(req, http::status::ok, "ok\n");
+    case Route::cluster:
+      co_return cluster(req);
+    case Route::metrics:
+      co_return co_await metrics(req);
+    case Route::aggregates:
+      co_return co_await aggregates(req, plan.code);
+    case Route::remove:
+      co_return co_await remove(req, plan.code);
+    case Route::redirect:
+      co_return co_await follow(req, plan.code);
   }
-  if (target == "/api/links") {
-    route_name = "api_create";
-    if (method != http::verb::post) co_return method_not_allowed("POST");
-    boost::system::error_code ec;
-    const json::value body = json::parse(req.body(), ec);
-    const json::string* url = nullptr;
-    if (!ec && body.is_object()) {
-      if (const auto* v = body.as_object().if_contains("url"); v != nullptr) url = v->if_string();
-    }
-    if (url == nullptr) {
-      co_return error(req, http::status::unprocessable_entity,
-                      "body must be a JSON object with a string field \"url\"", true);
-    }
-    const std::string url_string(*url);
-    co_return co_await shorten(req, url_string, true);
-  }
-  if (target.starts_with("/api/links/")) {
-    route_name = "api_get";
-    if (method != http::verb::get) co_return method_not_allowed("GET");
-    const std::string code(target.substr(11));
-    if (!looks_like_code(code)) co_return error(req, http::status::not_found, "unknown code", true);
-    co_return co_await describe(req, code);
-  }
-  if (target == "/_health") {
-    route_name = "health";
-    co_return text(req, http::status::ok, "ok\n");
-  }
-  if (target == "/_cluster") {
-    route_name = "cluster";
-    co_return cluster(req);
-  }
-  if (target == "/metrics") {
-    route_name = "metrics";
-    co_return co_await metrics(req);
-  }
-  if (target.ends_with("/aggregates")) {
-    route_name = "aggregates";
-    const std::string code(target.substr(1, target.size() - 1 - 11));
-    if (method != http::verb::get) co_return method_not_allowed("GET");
-    if (!looks_like_code(code)) co_return text(req, http::status::not_found, "unknown code\n");
-    co_return co_await aggregates(req, code);
-  }
-  const std::string code(target.substr(1));
-  if (method == http::verb::delete_) {
-    route_name = "delete";
-    if (!looks_like_code(code)) co_return text(req, http::status::not_found, "unknown code\n");
-    co_return co_await remove(req, code);
-  }
-  if (method == http::verb::get || method == http::verb::head) {
-    route_name = "redirect";
-    if (!looks_like_code(code)) co_return text(req, http::status::not_found, "not found\n");
-    co_return co_await follow(req, code);
-  }
-  co_return method_not_allowed("GET, HEAD, DELETE");
+  co_return error(req, http::status::not_found, "not found", false);
 }
 
 asio::awaitable<Response> Api::shorten(const Request& req, const std::string& url, bool as_json) {
@@ -276,6 +224,40 @@ asio::awaitable<Response> Api::metrics(const Request& req) {
   counter("frames_dropped_total", "Frames dropped on a full link queue.", n.frames_dropped);
   counter("handshakes_failed_total", "Refused or timed-out handshakes.", n.handshakes_failed);
   counter("reconnects_total", "Links re-established to known nodes.", n.reconnects);
+  counter("sync_dropped_total",
+          "Sync frames dropped: malformed, for no hosted replica, or from an unannounced sender.",
+          n.sync_dropped);
+  counter("connections_refused_total",
+          "Cluster connections closed at accept: too many in their handshake.",
+          n.connections_refused);
+  counter("accept_errors_total", "Failed accepts on the cluster port.", n.accept_errors);
+  counter("gossip_rejected_total", "Malformed gossip frames or member records.", n.gossip_rejected);
+  counter("members_forgotten_total", "Members learned by gossip, never reached, forgotten.",
+          n.members_forgotten);
+  counter("members", "Members known (linked or not).", n.members, "gauge");
+  if (http_stats_) {
+    const HttpServerStats h = http_stats_();
+    out +=
+        "# HELP link_shortener_http_connections_refused_total HTTP connections closed at "
+        "accept, by the bound reached.\n"
+        "# TYPE link_shortener_http_connections_refused_total counter\n";
+    out += fmt::format(
+        "link_shortener_http_connections_refused_total{{reason=\"max_connections\"}} {}\n"
+        "link_shortener_http_connections_refused_total{{reason=\"per_address\"}} {}\n",
+        h.refused_server_full, h.refused_address_full);
+    const auto http_counter = [&](std::string_view name, std::string_view help, std::uint64_t v) {
+      out += fmt::format(
+          "# HELP link_shortener_http_{0} {1}\n# TYPE link_shortener_http_{0} counter\n"
+          "link_shortener_http_{0} {2}\n",
+          name, help, v);
+    };
+    http_counter("accept_errors_total", "Failed accepts on the HTTP port.", h.accept_errors);
+    http_counter("bad_requests_total",
+                 "Requests the server refused by itself (malformed, too large) and closed.",
+                 h.bad_requests);
+    http_counter("header_timeouts_total", "Connections closed with a request head unfinished.",
+                 h.header_timeouts);
+  }
 
   // One family per metric, a line per replica (the exposition format wants families whole).
   auto links_op = store_.links().metrics(asio::use_awaitable);
@@ -297,6 +279,7 @@ asio::awaitable<Response> Api::metrics(const Request& req) {
   replica("catchup_rounds_total", "counter", &SyncMetrics::catchup_rounds);
   replica("catchups_completed_total", "counter", &SyncMetrics::catchups_completed);
   replica("payloads_rejected_total", "counter", &SyncMetrics::payloads_rejected);
+  replica("transfers_dropped_total", "counter", &SyncMetrics::transfers_dropped);
   replica("storage_errors_total", "counter", &SyncMetrics::storage_errors);
   replica("buffer_bytes", "gauge", &SyncMetrics::buffer_bytes);
   replica("max_ack_lag", "gauge", &SyncMetrics::max_ack_lag);

@@ -12,6 +12,7 @@
 // metrics must outlive the Api.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "cluster/node.hpp"
@@ -35,6 +36,9 @@ class Api {
 
   asio::awaitable<Response> handle(const Request& req);
 
+  // Where /metrics reads the HTTP server's refusal counters (set once, before serving).
+  void set_http_stats(std::function<HttpServerStats()> stats) { http_stats_ = std::move(stats); }
+
  private:
   asio::awaitable<Response> route(const Request& req, std::string& route_name);
   asio::awaitable<Response> shorten(const Request& req, const std::string& url, bool json);
@@ -50,6 +54,7 @@ class Api {
   Node& node_;
   RequestMetrics& metrics_;
   ApiOptions options_;
+  std::function<HttpServerStats()> http_stats_;
 };
 
 }  // namespace deltacrdt::shortener

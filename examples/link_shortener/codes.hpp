@@ -46,8 +46,10 @@ inline bool looks_like_code(std::string_view s) {
 }
 
 // Why `url` cannot be shortened, or nullopt when it can: it must be an absolute http or
-// https URL with a host, at most kMaxUrlBytes, without spaces or control characters (they
-// would break the Location header and are never part of a valid URL).
+// https URL with a host, at most kMaxUrlBytes, of printable ASCII only. URLs are ASCII (RFC
+// 3986: other characters are percent-encoded, and international host names are written in
+// punycode); raw bytes beyond ASCII would go out as they came in a Location header and in
+// JSON that is then not valid UTF-8, and spaces or control characters would break both.
 inline std::optional<std::string> url_problem(std::string_view url) {
   if (url.empty()) return "url is empty";
   if (url.size() > kMaxUrlBytes) {
@@ -56,6 +58,10 @@ inline std::optional<std::string> url_problem(std::string_view url) {
   for (const char c : url) {
     const auto b = static_cast<unsigned char>(c);
     if (b <= 0x20 || b == 0x7f) return "url contains spaces or control characters";
+    if (b > 0x7f) {
+      return "url contains non-ASCII bytes: percent-encode them (RFC 3986), and write an "
+             "international host name in punycode";
+    }
   }
   const auto lower_prefix = [&](std::string_view p) {
     if (url.size() < p.size()) return false;

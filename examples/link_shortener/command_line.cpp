@@ -113,6 +113,15 @@ std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* cons
   app.add_option("--http-threads", c.http_threads, "Threads serving HTTP")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  app.add_option("--http-max-connections", c.http_max_connections,
+                 "HTTP connections open at once; more are closed at accept")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+      ->capture_default_str();
+  app.add_option("--http-max-connections-per-address", c.http_max_connections_per_address,
+                 "HTTP connections open at once from one client address (raise it behind a "
+                 "proxy)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+      ->capture_default_str();
   app.add_option("--tls-cert", c.tls.certificate_chain,
                  "PEM certificate chain of this node: cluster links use TLS (with --tls-key "
                  "and --tls-ca)")

@@ -28,6 +28,9 @@ struct ShortenerConfig {
   std::chrono::milliseconds write_timeout{5000};
   LogLevel log_level = LogLevel::info;
   std::size_t http_threads = 2;
+  // HTTP connections open at once, in all and from one client address (HttpServerOptions).
+  std::size_t http_max_connections = 1024;
+  std::size_t http_max_connections_per_address = 256;
   transport::TlsOptions tls;  // cluster links over TLS when all three files are given
 };
 

@@ -105,16 +105,27 @@ class LinkStore {
 
   // Deletes the link and its redirect count; false when the code was unknown here. A
   // concurrent shorten of the same URL elsewhere survives (add-wins), so does a concurrent
-  // redirect count.
+  // redirect count. Both removals are applied at once, and only then are their concerns
+  // awaited, together: a concern that is not met (a timeout, a failed fsync) throws, but
+  // never leaves one half done (a count outliving its link would come back with the link
+  // when the URL is shortened again).
   asio::awaitable<bool> remove(std::string code, WriteConcern concern) {
     auto check =
         links_.read([code](const Links& m) { return m.contains(code); }, asio::use_awaitable);
     if (!co_await std::move(check)) co_return false;
-    auto remove_link = links_.remove(code, concern, asio::use_awaitable);
-    co_await std::move(remove_link);
-    auto remove_count = redirects_.mutate([code](Redirects& r) { return r.remove(code); }, concern,
-                                          asio::use_awaitable);
-    co_await std::move(remove_count);
+    auto remove_link = links_.remove(code, concern, asio::deferred);
+    auto remove_count =
+        redirects_.mutate([code](Redirects& r) { return r.remove(code); }, concern, asio::deferred);
+    auto both =
+        asio::experimental::make_parallel_group(std::move(remove_link), std::move(remove_count));
+    auto waiting =
+        std::move(both).async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+    auto [order, link_error, link_seq, count_error, count_seq] = co_await std::move(waiting);
+    (void)order;
+    (void)link_seq;
+    (void)count_seq;
+    if (link_error) std::rethrow_exception(link_error);
+    if (count_error) std::rethrow_exception(count_error);
     co_return true;
   }
 

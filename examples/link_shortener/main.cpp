@@ -62,11 +62,15 @@ int main(int argc, char** argv) {
     HttpServerOptions ho;
     ho.listen = config.http;
     ho.threads = config.http_threads;
+    ho.logger = logger;
+    ho.max_connections = config.http_max_connections;
+    ho.max_connections_per_address = config.http_max_connections_per_address;
     server = std::make_unique<HttpServer>(ho);
     // Short URLs name the bound port (it may have been 0 on the command line).
     http_address = parse_host_port(config.http, "http").host + ":" + std::to_string(server->port());
     api = std::make_unique<Api>(*store, *node, metrics,
                                 ApiOptions{config.write_concern, http_address});
+    api->set_http_stats([s = server.get()] { return s->stats(); });
     server->start([a = api.get()](const Request& req) { return a->handle(req); });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "link-shortener: cannot start: %s\n", e.what());

@@ -1,0 +1,42 @@
+// Which route an HTTP request takes and what it carries, decided from its method, target
+// and body alone. Pure (no store, no node, no I/O), so that the fuzzer runs exactly the
+// request handling the server runs; Api::route dispatches on the plan. Thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <boost/beast/http/verb.hpp>
+
+namespace deltacrdt::shortener {
+
+enum class Route {
+  shorten,     // POST /            (form field url)
+  api_create,  // POST /api/links   ({"url": ...})
+  api_get,     // GET  /api/links/<code>
+  health,      // /_health
+  cluster,     // /_cluster
+  metrics,     // /metrics
+  aggregates,  // GET /<code>/aggregates
+  remove,      // DELETE /<code>
+  redirect,    // GET or HEAD /<code>
+  answered,    // nothing to run: `status` and `message` are the answer
+};
+
+struct RoutePlan {
+  Route route = Route::answered;
+  std::string name = "other";  // the route's name in metrics
+  std::string code;            // the code, for routes that take one (a plausible code)
+  std::string url;             // the URL, for shorten and api_create (not yet validated)
+  // For Route::answered: the status, a one-line reason, the Allow header of a 405, and
+  // whether the route answers in JSON.
+  unsigned status = 0;
+  std::string message;
+  std::string allow;
+  bool json = false;
+};
+
+RoutePlan plan_route(boost::beast::http::verb method, std::string_view target,
+                     std::string_view body);
+
+}  // namespace deltacrdt::shortener
