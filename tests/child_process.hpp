@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,12 +22,17 @@ namespace deltacrdt::testing {
 
 class ChildProcess {
  public:
-  explicit ChildProcess(const std::vector<std::string>& argv) {
+  // `max_open_files` > 0 lowers the child's descriptor limit (RLIMIT_NOFILE) before exec.
+  explicit ChildProcess(const std::vector<std::string>& argv, rlim_t max_open_files = 0) {
     int in[2], out[2];
     if (pipe(in) != 0 || pipe(out) != 0) throw std::runtime_error("pipe failed");
     pid_ = fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
+      if (max_open_files > 0) {
+        const rlimit limit{max_open_files, max_open_files};
+        setrlimit(RLIMIT_NOFILE, &limit);
+      }
       dup2(in[0], 0);
       dup2(out[1], 1);
       close(in[0]);

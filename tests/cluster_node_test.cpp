@@ -58,6 +58,7 @@ NodeOptions options(const std::string& name, std::vector<std::string> seeds = {}
   o.reconnect_min = 50ms;
   o.reconnect_max = 500ms;
   o.gossip_interval = 200ms;
+  o.refusal_log_interval = 0ms;  // every refusal logged (one test checks the throttle)
   return o;
 }
 
@@ -165,6 +166,21 @@ TEST_SUITE("cluster.node") {
     m2.put("after", "ok").get();
     CHECK(eventually([&] { return size_of(m1) == 1; }));
     CHECK(n1.live_members() == std::vector<std::string>{"n2"});
+  }
+
+  TEST_CASE("refusals anyone can cause are logged once per interval, with a count") {
+    NodeOptions o = options("n1");
+    o.refusal_log_interval = 60s;
+    Node n1(o);
+    const std::size_t before = captured.count("event=link_rejected node=n1");
+    for (int i = 0; i < 5; ++i) {
+      RawClient garbage(n1.port());
+      garbage.write(std::string(64, '\x7f'));
+      CHECK(garbage.closed_by_peer(2s));
+    }
+    CHECK(n1.metrics().frames_rejected == 5);  // every one counted
+    std::this_thread::sleep_for(200ms);
+    CHECK(captured.count("event=link_rejected node=n1") == before + 1);  // one line logged
   }
 
   TEST_CASE("a node that goes away and comes back on the same address is relinked") {

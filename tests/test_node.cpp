@@ -3,12 +3,15 @@
 // PNCounter "hits".
 //
 //   test-node --name N [--listen IP:PORT] [--advertise HOST:PORT] [--seeds A,B] --secret S
-//             [--data-dir DIR] [--snapshot-bytes N]
+//             [--data-dir DIR] [--snapshot-bytes N] [--forget-after MS]
+//             [--handshake-timeout MS] [--max-handshakes-per-address N]
 //
 // Prints "ready <address>" once listening. Commands, one reply line each:
 //   put K V -> ok | dput K V -> ok K (durable) | info -> info ID SEQ
 //   get K -> value V / none | size -> size N | incr N -> ok
-//   count -> count N | members -> members a,b | digest -> digest X | quit -> bye
+//   count -> count N | members -> members a,b | known -> known N (members known, linked
+//   or not) | metrics -> metrics key=value ... (NodeMetrics) | digest -> digest X
+//   quit -> bye
 // SIGINT/SIGTERM: stop the node (goodbye on every link) and exit 0.
 #include <csignal>
 #include <cstdio>
@@ -74,6 +77,12 @@ int main(int argc, char** argv) {
       o.data_dir = v;
     else if (a == "--snapshot-bytes")
       snapshot_bytes = std::stoull(v);
+    else if (a == "--forget-after")
+      o.forget_unreached_after = std::chrono::milliseconds(std::stoll(v));
+    else if (a == "--handshake-timeout")
+      o.link.handshake_timeout = std::chrono::milliseconds(std::stoll(v));
+    else if (a == "--max-handshakes-per-address")
+      o.max_handshakes_per_address = std::stoull(v);
     else
       return usage("unknown option " + a);
   }
@@ -143,6 +152,21 @@ int main(int argc, char** argv) {
       std::string names;
       for (const auto& m : node->live_members()) names += (names.empty() ? "" : ",") + m;
       std::printf("members %s\n", names.c_str());
+    } else if (cmd == "known") {
+      std::printf("known %zu\n", node->known_members().size());
+    } else if (cmd == "metrics") {
+      const NodeMetrics m = node->metrics();
+      std::printf(
+          "metrics peers=%zu handshakes_failed=%llu connections_refused=%llu accept_errors=%llu "
+          "gossip_rejected=%llu members_forgotten=%llu members=%zu sync_dropped=%llu "
+          "frames_rejected=%llu\n",
+          m.peers, static_cast<unsigned long long>(m.handshakes_failed),
+          static_cast<unsigned long long>(m.connections_refused),
+          static_cast<unsigned long long>(m.accept_errors),
+          static_cast<unsigned long long>(m.gossip_rejected),
+          static_cast<unsigned long long>(m.members_forgotten), m.members,
+          static_cast<unsigned long long>(m.sync_dropped),
+          static_cast<unsigned long long>(m.frames_rejected));
     } else if (cmd == "digest") {
       std::printf("digest %llu\n", static_cast<unsigned long long>(
                                        links.read([](const Map& m) { return m.digest(); }).get()));
