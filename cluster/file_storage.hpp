@@ -46,6 +46,9 @@ inline constexpr std::size_t kSnapshotHeaderBytes = 4 + 2 + 2 + 8 + 8 + 8;
 inline constexpr std::size_t kWalHeaderBytes = 4 + 2 + 2 + 8 + 8 + 8;
 inline constexpr std::size_t kRecordOverhead = 4 + 8 + 8;  // length, seq, checksum
 inline constexpr std::uint32_t kMaxRecordBytes = 1u << 30;
+// A sanity bound on sequence numbers read from disk (c counts deltas: at a billion a second
+// it takes 146 years to reach), so that c + 1 never wraps. Beyond it a file is damaged.
+inline constexpr std::uint64_t kMaxSeq = std::uint64_t{1} << 62;
 
 inline void put16(std::string& out, std::uint16_t v) {
   out.push_back(static_cast<char>(v & 0xff));
@@ -144,6 +147,7 @@ inline void read_snapshot(const std::filesystem::path& path, ReplicaId id, Recov
   const std::uint64_t len = get(b, 24, 8);
   if (len != b.size() - kSnapshotHeaderBytes - 8) throw bad("length mismatch");
   r.snapshot_seq = get(b, 16, 8);
+  if (r.snapshot_seq > kMaxSeq) throw bad("seq beyond the sanity bound (damaged)");
   r.snapshot = b.substr(kSnapshotHeaderBytes, static_cast<std::size_t>(len));
 }
 
@@ -199,6 +203,11 @@ inline LogScan scan_log(std::string_view b, ReplicaId id, Recovered& r) {
       break;
     }
     const std::uint64_t seq = get(b, good + 4, 8);
+    if (seq > kMaxSeq) {
+      out.damage =
+          "the record at offset " + std::to_string(good) + " has a seq beyond the sanity bound";
+      break;
+    }
     if (out.any && seq < out.last_seq) {  // c never decreases along the log
       out.damage = "the record at offset " + std::to_string(good) + " has seq " +
                    std::to_string(seq) + ", below the " + std::to_string(out.last_seq) +
@@ -277,8 +286,9 @@ class FileStorage final : public Storage {
 
   Result<void> append(std::uint64_t seq, std::string_view delta) override {
     namespace sd = storage_detail;
-    if (seq < next_seq_ || delta.size() > sd::kMaxRecordBytes)
-      return Errc::corrupt;  // c only grows
+    if (seq < next_seq_ || seq > sd::kMaxSeq || delta.size() > sd::kMaxRecordBytes) {
+      return Errc::corrupt;  // c only grows, and stays within the bound
+    }
     std::string rec;
     rec.reserve(delta.size() + sd::kRecordOverhead);
     sd::put32(rec, static_cast<std::uint32_t>(delta.size()));

@@ -1,0 +1,85 @@
+// Fuzz target: an HTTP request as the link shortener's server handles it before any store
+// is touched - Beast's parser with the server's bounds, the head's rules (request_rules.hpp),
+// the route and what it carries (routes.hpp), and a URL's validation and short code.
+// Whatever the bytes, nothing may crash, and a route must only carry what its rules allow.
+//
+//   u16 piece size | rest: the bytes a client sent
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include <boost/beast/http.hpp>
+
+#include "examples/link_shortener/codes.hpp"
+#include "examples/link_shortener/request_rules.hpp"
+#include "examples/link_shortener/routes.hpp"
+#include "fuzz/fuzz_input.hpp"
+
+namespace {
+
+using namespace deltacrdt::fuzz;
+using namespace deltacrdt::shortener;
+namespace http = boost::beast::http;
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  FuzzReader in(data, size);
+  const std::size_t piece = 1 + in.u16() % 512;
+  const std::string_view bytes = in.rest();
+  http::request_parser<http::string_body> parser;
+  parser.header_limit(8 * 1024);
+  parser.body_limit(16 * 1024);
+  parser.eager(true);
+  // As the server's read loop: unconsumed bytes stay buffered, and each piece that arrives
+  // is appended before the parser is given everything buffered.
+  std::string buffered;
+  std::size_t at = 0;
+  bool checked_head = false;
+  while (!parser.is_done()) {
+    if (at < bytes.size()) {
+      const std::size_t n = std::min(piece, bytes.size() - at);
+      buffered.append(bytes.substr(at, n));
+      at += n;
+    }
+    boost::system::error_code ec;
+    const std::size_t used = parser.put(boost::asio::buffer(buffered.data(), buffered.size()), ec);
+    buffered.erase(0, used);
+    if (ec && ec != http::error::need_more) return 0;  // the server answers 4xx and closes
+    if (parser.is_header_done() && !checked_head) {
+      checked_head = true;
+      if (!acceptable_transfer_encoding(parser)) return 0;  // 400 and close
+    }
+    if (used == 0 && at == bytes.size()) return 0;  // cut short: the client never finished
+    require(buffered.size() <= 8 * 1024 + 16 * 1024 + piece, "the parser keeps up");
+  }
+  if (!parser.is_done()) return 0;
+  const auto& req = parser.get();
+  require(req.body().size() <= 16 * 1024, "no body beyond the bound");
+  const RoutePlan plan = plan_route(req.method(), req.target(), req.body());
+  switch (plan.route) {
+    case Route::shorten:
+    case Route::api_create:
+      if (!url_problem(plan.url)) {
+        for (char c : plan.url) {
+          require(static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f,
+                  "an accepted URL is printable ASCII");
+        }
+        require(looks_like_code(short_code(plan.url)), "a URL's code is a code");
+      }
+      break;
+    case Route::api_get:
+    case Route::aggregates:
+    case Route::remove:
+    case Route::redirect:
+      require(looks_like_code(plan.code), "a route carries only a plausible code");
+      break;
+    case Route::answered:
+      require(plan.status >= 400 && plan.status < 500, "a refusal is a 4xx");
+      break;
+    default:
+      break;
+  }
+  return 0;
+}
