@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 #include <thread>
 #include <type_traits>
@@ -27,6 +28,7 @@
 
 #include <boost/unordered/unordered_flat_set.hpp>
 
+#include "cluster/log.hpp"
 #include "cluster/replica_core.hpp"
 #include "cluster/storage.hpp"
 #include "cluster/sync_transport.hpp"
@@ -165,6 +167,13 @@ struct ReplicaOptions {
   // keeps the state in memory only. Construct the replica with what the storage recovered
   // (recover_state) and its id.
   std::shared_ptr<Storage> storage;
+  // Where received payloads that were rejected (malformed, or state transfers too large or
+  // abandoned) are logged, at most once per `refusal_log_interval`, as `payload_rejected`
+  // with `replica=log_name`; they are always counted in metrics(). Null: not logged. A Node
+  // sets both to its own logger and the replica's name.
+  std::shared_ptr<Logger> logger;
+  std::string log_name;
+  std::chrono::milliseconds refusal_log_interval{10000};
 };
 
 template <DeltaCrdt T>
@@ -392,7 +401,10 @@ class Replica {
           timer(strand),
           transport(t),
           core(id, o.sync, std::move(state), seq, incarnation),
-          storage(std::move(o.storage)) {
+          storage(std::move(o.storage)),
+          logger(std::move(o.logger)),
+          log_name(std::move(o.log_name)),
+          throttle(o.refusal_log_interval) {
       if (storage) {
         core.attach_storage(storage.get());
         // Snapshots are encoded (rebuilt from the storage, by default), written and fsynced
@@ -477,6 +489,23 @@ class Replica {
       const Time t = now();
       for (Inbound& in : batch) core.receive(t, in.from, in.msg);
       if (!ack_waits.empty()) check_acks();
+      if (logger) log_refusals();
+    }
+
+    // Logs payloads refused since the last call (throttled; see ReplicaOptions::logger).
+    void log_refusals() {
+      const SyncMetrics m = core.metrics();
+      const std::uint64_t refused = m.payloads_rejected + m.transfers_dropped;
+      if (refused == refusals_logged) return;
+      std::uint64_t held = 0;
+      if (!logger->enabled(LogLevel::warn) || !throttle.allow("payload_rejected", held)) return;
+      const std::string rejected = std::to_string(m.payloads_rejected);
+      const std::string dropped = std::to_string(m.transfers_dropped);
+      logger->log(LogLevel::warn, "payload_rejected",
+                  {{"replica", log_name},
+                   {"payloads_rejected_total", rejected},
+                   {"transfers_dropped_total", dropped}});
+      refusals_logged = refused;
     }
 
     void arm_timer() {
@@ -627,6 +656,10 @@ class Replica {
     }
 
     std::shared_ptr<Storage> storage;
+    std::shared_ptr<Logger> logger;
+    std::string log_name;
+    LogThrottle throttle;
+    std::uint64_t refusals_logged = 0;  // payloads_rejected + transfers_dropped last logged
     std::thread snapshot_thread;
     std::vector<std::unique_ptr<Waiting>> awaiting_sync;
     bool sync_posted = false;
