@@ -226,8 +226,8 @@ struct HttpServer::Impl {
         }
         co_return;
       }
-      if (!acceptable_transfer_encoding(parser)) {
-        co_await refuse(stream, 400, "unsupported Transfer-Encoding (only chunked)");
+      if (const auto refusal = transfer_encoding_refusal(parser)) {
+        co_await refuse(stream, refusal->status, std::string(refusal->reason));
         co_return;
       }
       stream.expires_after(options.timeout);
