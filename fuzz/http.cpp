@@ -1,5 +1,6 @@
 // Fuzz target: an HTTP request as the link shortener's server handles it before any store
-// is touched - Beast's parser with the server's bounds, the head's rules (request_rules.hpp),
+// is touched - Beast's parser with the server's bounds, the head read alone and checked
+// against the head's rules (request_rules.hpp) before any body byte is parsed,
 // the route and what it carries (routes.hpp), and a URL's validation and short code.
 // Whatever the bytes, nothing may crash, and a route must only carry what its rules allow.
 //
@@ -31,27 +32,34 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   http::request_parser<http::string_body> parser;
   parser.header_limit(8 * 1024);
   parser.body_limit(16 * 1024);
-  parser.eager(true);
-  // As the server's read loop: unconsumed bytes stay buffered, and each piece that arrives
-  // is appended before the parser is given everything buffered.
+  // The head first, alone (as async_read_header): its rules are checked before any of the
+  // body is parsed; then the body, eagerly.
+  parser.eager(false);
+  // As the server's read loop (Beast's own): unconsumed bytes stay buffered, and after
+  // need_more the parser is called again only once more bytes have arrived (calling it again
+  // without them breaks its contract; Beast asserts on it).
   std::string buffered;
   std::size_t at = 0;
   bool checked_head = false;
   while (!parser.is_done()) {
-    if (at < bytes.size()) {
-      const std::size_t n = std::min(piece, bytes.size() - at);
-      buffered.append(bytes.substr(at, n));
-      at += n;
+    if (at == bytes.size()) return 0;  // the client never finished its request
+    const std::size_t n = std::min(piece, bytes.size() - at);
+    buffered.append(bytes.substr(at, n));
+    at += n;
+    for (;;) {
+      boost::system::error_code ec;
+      const std::size_t used =
+          parser.put(boost::asio::buffer(buffered.data(), buffered.size()), ec);
+      buffered.erase(0, used);
+      if (ec == http::error::need_more) break;  // wait for the next piece
+      if (ec) return 0;                         // the server answers 4xx and closes
+      if (parser.is_header_done() && !checked_head) {
+        checked_head = true;
+        if (transfer_encoding_refusal(parser)) return 0;  // 400 or 411, and close
+        parser.eager(true);
+      }
+      if (parser.is_done() || used == 0) break;
     }
-    boost::system::error_code ec;
-    const std::size_t used = parser.put(boost::asio::buffer(buffered.data(), buffered.size()), ec);
-    buffered.erase(0, used);
-    if (ec && ec != http::error::need_more) return 0;  // the server answers 4xx and closes
-    if (parser.is_header_done() && !checked_head) {
-      checked_head = true;
-      if (!acceptable_transfer_encoding(parser)) return 0;  // 400 and close
-    }
-    if (used == 0 && at == bytes.size()) return 0;  // cut short: the client never finished
     require(buffered.size() <= 8 * 1024 + 16 * 1024 + piece, "the parser keeps up");
   }
   if (!parser.is_done()) return 0;

@@ -69,6 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     next_seq = s.recovered().next_seq();
     (void)recover_state<StorageMap>(s.recovered());
     require(!fs::exists(dir / "wal.next"), "an opened directory holds one log");
+    if (next_seq >= storage_detail::kMaxSeq) return 0;  // c at its bound: no more appends
     require(static_cast<bool>(s.append(next_seq + 1, "appended")), "an opened store appends");
   } catch (const StorageError&) {
     return 0;  // refused, with a reason: fine

@@ -1,13 +1,16 @@
 // Fuzz target: the payloads of sync and gossip frames (cluster/wire.hpp) and the byte
 // lists of digest catch-up (transport/byte_io.hpp). What decodes must encode back to the
-// same bytes (the formats are canonical) and decode again to an equal value.
+// same bytes (the formats are canonical) and decode again to an equal value; gossip is then
+// applied to a member table (cluster/member_table.hpp) as a node applies it, within bounds.
 //
 //   u8 which (0: sync envelope, 1: gossip, 2: a u64 list, 3: a u32 list) | rest
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "cluster/member_table.hpp"
 #include "cluster/wire.hpp"
 #include "fuzz/fuzz_input.hpp"
 
@@ -26,6 +29,37 @@ void list(std::string_view bytes) {
   detail::write_list(w, xs);
   const std::string again = w.take();
   require(std::string_view(again) == bytes.substr(0, again.size()), "a list re-encodes the same");
+}
+
+// Applies gossip as a node does, from a linked peer that is its sender, and checks what
+// the member table may hold afterwards.
+void apply(const wire::Gossip& g) {
+  using Table = MemberTable<int>;
+  constexpr std::size_t kMax = 8;
+  Table table("self", {kMax, std::chrono::milliseconds(1000)});
+  table.set_self_address("127.0.0.1:1");
+  const int link = 1;
+  Table::Member& sender = table.member(g.self.name);  // as when its link came up
+  sender.link = link;
+  sender.ever_linked = true;
+  const auto now = Table::Clock::now();
+  const Table::GossipResult r = table.apply_gossip(link, g.self.name, g, now);
+  (void)table.apply_gossip(link, g.self.name, g, now);  // again: idempotent in size
+  require(table.members().size() <= kMax + 1, "members stay within the bound");
+  require(table.dials().size() <= 2 * kMax + 1, "dial addresses stay within the bound");
+  for (const auto& m : r.learned) {
+    require(Table::valid_address(m.address), "only well-formed addresses are learned");
+  }
+  if (r.status == Table::GossipStatus::applied) {
+    for (const auto& rep : g.replicas) {
+      require(table.announced(link, g.self.name, rep.name, rep.id), "announced replicas route");
+    }
+  }
+  require(!table.announced(2, g.self.name, "x", 1), "another link speaks for no one");
+  table.forget_unreached(now + std::chrono::milliseconds(1001));
+  for (const auto& [name, m] : table.members()) {
+    require(name == g.self.name, "members never reached are forgotten");
+  }
 }
 
 }  // namespace
@@ -49,6 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const std::string again = wire::encode_gossip(*g);
         require(again == bytes, "gossip re-encodes to the same bytes");
         require(wire::decode_gossip(again) == g, "gossip round-trips");
+        apply(*g);
       }
       break;
     case 2:
