@@ -1,8 +1,12 @@
 // Semantics of the causal context, ORSet, EWFlag, MVRegister, CausalCounter and ORMap.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "crdt/archive.hpp"
 #include "crdt/causal_context.hpp"
 #include "crdt/causal_counter.hpp"
 #include "crdt/ew_flag.hpp"
@@ -73,6 +77,38 @@ TEST_SUITE("crdt.causal_context") {
 }
 
 TEST_SUITE("crdt.orset") {
+  // docs/crdt-encoding.md: entries come in no particular order (the encoding is not
+  // canonical; digests are), and a repeated key is corrupt.
+  TEST_CASE("a decoder takes entries in any order and refuses a repeated one") {
+    ORSet<std::string> s;
+    for (const char* e : {"a", "b", "c"}) (void)s.add(1, e);
+    const auto payload = [&](bool reversed, bool repeat) {
+      std::vector<std::pair<std::string, const DotSet*>> entries;
+      s.store().for_each(
+          [&](const std::string& k, const DotSet& d) { entries.emplace_back(k, &d); });
+      std::sort(entries.begin(), entries.end());
+      if (reversed) std::reverse(entries.begin(), entries.end());
+      if (repeat) entries.push_back(entries.front());
+      std::string out;
+      ByteOutputArchive ar(out);
+      ar(static_cast<std::uint64_t>(entries.size()));
+      for (const auto& [k, d] : entries) {
+        detail::save_value(ar, k);
+        ar(*d);
+      }
+      ar(s.context());
+      return out;
+    };
+    for (const bool reversed : {false, true}) {
+      const auto back = detail::decode_payload<ORSet<std::string>>(payload(reversed, false));
+      REQUIRE(back.has_value());
+      CHECK(*back == s);
+      CHECK(back->digest() == s.digest());
+    }
+    CHECK(detail::decode_payload<ORSet<std::string>>(payload(false, true)).error() ==
+          Errc::corrupt);
+  }
+
   TEST_CASE("an add concurrent with a remove survives (add wins)") {
     ORSet<std::string> a, b;
     b.join(a.add(1, "x"));

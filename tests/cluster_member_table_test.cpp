@@ -1,0 +1,92 @@
+// MemberTable (cluster/member_table.hpp): gossip applied as a node applies it, with what it
+// may add bounded, invented members forgotten, and replicas routed only through their link.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <string>
+
+#include "cluster/member_table.hpp"
+
+using namespace deltacrdt;
+using namespace std::chrono_literals;
+using Table = MemberTable<int>;
+
+namespace {
+
+Table::Member& link_up(Table& t, const std::string& peer, int link) {
+  Table::Member& m = t.member(peer);
+  m.link = link;
+  m.ever_linked = true;
+  return m;
+}
+
+}  // namespace
+
+TEST_SUITE("cluster.member_table") {
+  TEST_CASE("gossip from a linked peer records it, its replicas and the members it names") {
+    Table t("self", {});
+    t.set_self_address("127.0.0.1:7000");
+    link_up(t, "n1", 1);
+    const wire::Gossip g{{"n1", "127.0.0.1:7001", 5},
+                         {{"links", 11}},
+                         {{"n2", "127.0.0.1:7002", 6}, {"self", "127.0.0.1:7000", 1}}};
+    const auto now = Table::Clock::now();
+    const auto r = t.apply_gossip(1, "n1", g, now);
+    CHECK(r.status == Table::GossipStatus::applied);
+    REQUIRE(r.learned.size() == 1);
+    CHECK(r.learned[0].name == "n2");
+    CHECK(t.members().size() == 2);  // n1 and n2, not this node itself
+    CHECK(t.route(11) == 1);
+    CHECK(t.announced(1, "n1", "links", 11));
+    CHECK_FALSE(t.announced(2, "n1", "links", 11));  // not through another link
+    CHECK_FALSE(t.announced(1, "n1", "other", 11));  // not under another name
+    CHECK_FALSE(t.announced(1, "n1", "links", 12));  // not an id it did not announce
+    CHECK(t.find_dial("127.0.0.1:7002") != nullptr);
+  }
+
+  TEST_CASE("gossip that misnames its sender, or comes from a replaced link, changes nothing") {
+    Table t("self", {});
+    link_up(t, "n1", 1);
+    const wire::Gossip g{{"n9", "127.0.0.1:7009", 5}, {{"links", 11}}, {}};
+    CHECK(t.apply_gossip(1, "n1", g, Table::Clock::now()).status == Table::GossipStatus::misnamed);
+    const wire::Gossip bad_address{{"n1", "no-port", 5}, {}, {}};
+    CHECK(t.apply_gossip(1, "n1", bad_address, Table::Clock::now()).status ==
+          Table::GossipStatus::misnamed);
+    const wire::Gossip stale{{"n1", "127.0.0.1:7001", 5}, {{"links", 11}}, {}};
+    CHECK(t.apply_gossip(2, "n1", stale, Table::Clock::now()).status ==
+          Table::GossipStatus::stale_link);
+    CHECK_FALSE(t.route(11).has_value());
+  }
+
+  TEST_CASE("invented members are bounded, malformed ones refused, and all forgotten") {
+    Table t("self", {8, 1000ms});
+    link_up(t, "evil", 1);
+    wire::Gossip g{{"evil", "", 1}, {}, {}};
+    for (int i = 0; i < 100; ++i) {
+      g.members.push_back({"ghost" + std::to_string(i), "127.0.0.1:" + std::to_string(i + 1), 1});
+    }
+    g.members.push_back({"bad", "host:99999", 1});
+    const auto now = Table::Clock::now();
+    const auto r = t.apply_gossip(1, "evil", g, now);
+    CHECK(r.learned.size() == 7);  // 8 members at most, evil included
+    CHECK(r.rejected_records == 100 - 7 + 1);
+    CHECK(t.members().size() == 8);
+    CHECK(t.dials().size() <= 16);
+    CHECK(t.forget_unreached(now + 500ms) == 0);  // still named recently
+    CHECK(t.forget_unreached(now + 1500ms) == 7);
+    CHECK(t.members().size() == 1);  // evil: it was linked once (removal is an operator's act)
+    CHECK(t.dials().empty());
+  }
+
+  TEST_CASE("a member that was ever linked keeps its own address over what others say") {
+    Table t("self", {});
+    Table::Member& n2 = link_up(t, "n2", 2);
+    n2.address = "127.0.0.1:7002";
+    n2.link = 0;  // down now
+    link_up(t, "n1", 1);
+    const wire::Gossip g{{"n1", "127.0.0.1:7001", 5}, {}, {{"n2", "127.0.0.1:6666", 6}}};
+    (void)t.apply_gossip(1, "n1", g, Table::Clock::now());
+    CHECK(t.members().at("n2").address == "127.0.0.1:7002");
+    CHECK(t.find_dial("127.0.0.1:6666") == nullptr);
+  }
+}
