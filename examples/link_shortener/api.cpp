@@ -62,33 +62,44 @@ std::string Api::short_url(const Request& req, const std::string& code) const {
 }
 
 asio::awaitable<Response> Api::route(const Request& req, std::string& route_name) {
-  RoutePlan plan = plan_route(req.method(), req.target(), req.body());
+  const RoutePlan plan = plan_route(req.method(), req.target(), req.body());
   route_name = plan.name;
+  // The handler's awaitable is made by a plain function and awaited from a variable: one
+  // co_await here, none on a temporary (see link_store.hpp on g++ 12 and co_await).
+  auto op = dispatch(req, plan);
+  co_return co_await std::move(op);
+}
+
+namespace {
+asio::awaitable<Response> ready(Response res) { co_return res; }
+}  // namespace
+
+asio::awaitable<Response> Api::dispatch(const Request& req, const RoutePlan& plan) {
   switch (plan.route) {
     case Route::answered: {
       Response res = error(req, static_cast<http::status>(plan.status), plan.message, plan.json);
       if (!plan.allow.empty()) res.set(http::field::allow, plan.allow);
-      co_return res;
+      return ready(std::move(res));
     }
     case Route::shorten:
     case Route::api_create:
-      co_return co_await shorten(req, plan.url, plan.json);
+      return shorten(req, plan.url, plan.json);
     case Route::api_get:
-      co_return co_await describe(req, plan.code);
+      return describe(req, plan.code);
     case Route::health:
-      co_return text(req, http::status::ok, "ok\n");
+      return ready(text(req, http::status::ok, "ok\n"));
     case Route::cluster:
-      co_return cluster(req);
+      return ready(cluster(req));
     case Route::metrics:
-      co_return co_await metrics(req);
+      return metrics(req);
     case Route::aggregates:
-      co_return co_await aggregates(req, plan.code);
+      return aggregates(req, plan.code);
     case Route::remove:
-      co_return co_await remove(req, plan.code);
+      return remove(req, plan.code);
     case Route::redirect:
-      co_return co_await follow(req, plan.code);
+      return follow(req, plan.code);
   }
-  co_return error(req, http::status::not_found, "not found", false);
+  return ready(error(req, http::status::not_found, "not found", false));
 }
 
 asio::awaitable<Response> Api::shorten(const Request& req, const std::string& url, bool as_json) {
@@ -260,10 +271,8 @@ asio::awaitable<Response> Api::metrics(const Request& req) {
   }
 
   // One family per metric, a line per replica (the exposition format wants families whole).
-  auto links_op = store_.links().metrics(asio::use_awaitable);
-  const SyncMetrics links_m = co_await std::move(links_op);
-  auto redirects_op = store_.redirects().metrics(asio::use_awaitable);
-  const SyncMetrics redirects_m = co_await std::move(redirects_op);
+  auto metrics_op = store_.metrics();
+  const auto [links_m, redirects_m] = co_await std::move(metrics_op);
   const auto replica = [&](std::string_view metric, std::string_view type,
                            std::uint64_t SyncMetrics::*field) {
     out += fmt::format("# TYPE deltacrdt_replica_{} {}\n", metric, type);

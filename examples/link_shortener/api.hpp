@@ -19,6 +19,7 @@
 #include "examples/link_shortener/http_server.hpp"
 #include "examples/link_shortener/link_store.hpp"
 #include "examples/link_shortener/request_metrics.hpp"
+#include "examples/link_shortener/routes.hpp"
 
 namespace deltacrdt::shortener {
 
@@ -41,6 +42,8 @@ class Api {
 
  private:
   asio::awaitable<Response> route(const Request& req, std::string& route_name);
+  // The handler of a planned route (the plan must outlive the awaitable).
+  asio::awaitable<Response> dispatch(const Request& req, const RoutePlan& plan);
   asio::awaitable<Response> shorten(const Request& req, const std::string& url, bool json);
   asio::awaitable<Response> follow(const Request& req, const std::string& code);
   asio::awaitable<Response> aggregates(const Request& req, const std::string& code);

@@ -12,7 +12,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "cluster/node_options.hpp"
+#include "cluster/host_port.hpp"
 
 namespace deltacrdt::shortener {
 

@@ -19,7 +19,7 @@
 #include <boost/beast/core.hpp>
 
 #include "cluster/io_threads.hpp"
-#include "cluster/node_options.hpp"
+#include "cluster/host_port.hpp"
 #include "examples/link_shortener/request_rules.hpp"
 
 namespace deltacrdt::shortener {
