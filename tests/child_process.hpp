@@ -22,8 +22,10 @@ namespace deltacrdt::testing {
 
 class ChildProcess {
  public:
-  // `max_open_files` > 0 lowers the child's descriptor limit (RLIMIT_NOFILE) before exec.
-  explicit ChildProcess(const std::vector<std::string>& argv, rlim_t max_open_files = 0) {
+  // `max_open_files` > 0 lowers the child's descriptor limit (RLIMIT_NOFILE) before exec;
+  // a non-empty `stderr_path` sends the child's stderr to that file (its log, to read).
+  explicit ChildProcess(const std::vector<std::string>& argv, rlim_t max_open_files = 0,
+                        const std::string& stderr_path = {}) {
     int in[2], out[2];
     if (pipe(in) != 0 || pipe(out) != 0) throw std::runtime_error("pipe failed");
     pid_ = fork();
@@ -32,6 +34,10 @@ class ChildProcess {
       if (max_open_files > 0) {
         const rlimit limit{max_open_files, max_open_files};
         setrlimit(RLIMIT_NOFILE, &limit);
+      }
+      if (!stderr_path.empty()) {
+        const int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (err >= 0) dup2(err, 2);
       }
       dup2(in[0], 0);
       dup2(out[1], 1);

@@ -15,7 +15,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -26,6 +28,7 @@
 #include "crdt/awlww_map.hpp"
 #include "tests/child_process.hpp"
 #include "tests/raw_peer.hpp"
+#include "transport/frame.hpp"
 #include "tests/test_support.hpp"
 
 using namespace std::chrono_literals;
@@ -48,10 +51,11 @@ const char* node_path() {
 struct TestNode {
   std::unique_ptr<ChildProcess> child;
   std::string address;
-  TestNode(const std::string& name, std::vector<std::string> extra = {}, rlim_t max_files = 0) {
+  TestNode(const std::string& name, std::vector<std::string> extra = {}, rlim_t max_files = 0,
+           const std::string& log_path = {}) {
     std::vector<std::string> argv{node_path(), "--name", name, "--secret", kSecret};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    child = std::make_unique<ChildProcess>(argv, max_files);
+    child = std::make_unique<ChildProcess>(argv, max_files, log_path);
     const auto line = child->read_line(15s);
     REQUIRE_MESSAGE(line.has_value(), "test-node did not start");
     REQUIRE(line->rfind("ready ", 0) == 0);
@@ -302,6 +306,56 @@ TEST_SUITE("cluster.hostile_process") {
     CHECK(eventually([&] { return n1.metric("members") <= 2; }, 15s));  // n2 and evil (down)
     CHECK(n1.metric("members_forgotten") >= 1000);
     good_traffic(n1, n2, "h", 10);
+  }
+
+  // A listener the node dials controls up to 200 bytes of a refusal reason that the node
+  // logs: CR, LF and ESC in it used to reach the log as they came (forged lines, terminal
+  // escapes).
+  TEST_CASE("a refusal reason from a listener cannot forge a log line or drive a terminal") {
+    const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(listener >= 0);
+    Sockets owned{{listener}};
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listener, 4) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+    const std::string listen_at = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+    const std::string log_path =
+        (std::filesystem::temp_directory_path() / ("deltacrdt-log-" + std::to_string(::getpid())))
+            .string();
+    TestNode n1("n1", {"--seeds", listen_at}, 0, log_path);
+    const int conn = ::accept(listener, nullptr, nullptr);
+    REQUIRE(conn >= 0);
+    owned.fds.push_back(conn);
+    char hello[1024];
+    REQUIRE(::recv(conn, hello, sizeof hello, 0) > 0);  // the node's hello
+    const std::string forged =
+        "no\r\nts=2026-01-01T00:00:00.000Z level=error event=forged node=n1\x1b[2J\x1b]0;pwned\x07";
+    const std::string refuse = transport::make_frame(transport::FrameType::refuse, forged);
+    REQUIRE(::send(conn, refuse.data(), refuse.size(), MSG_NOSIGNAL) > 0);
+    // The node keeps serving its own client meanwhile.
+    CHECK(n1.request("put k v") == "ok");
+    CHECK(eventually([&] {
+      std::ifstream in(log_path);
+      const std::string log((std::istreambuf_iterator<char>(in)), {});
+      return log.find("event=link_rejected") != std::string::npos;
+    }, 10s));
+    n1.child->signal(SIGTERM);
+    n1.child->wait(10s);
+    std::ifstream in(log_path);
+    const std::string log((std::istreambuf_iterator<char>(in)), {});
+    std::filesystem::remove(log_path);
+    std::istringstream lines(log);
+    for (std::string line; std::getline(lines, line);) {
+      CHECK(line.rfind("ts=", 0) == 0);  // every line is one the node wrote whole
+    }
+    CHECK(log.find('\x1b') == std::string::npos);
+    CHECK(log.find('\r') == std::string::npos);
+    CHECK(log.find('\x07') == std::string::npos);
+    CHECK(log.find("\\r\\nts=2026") != std::string::npos);  // there, escaped
   }
 
   // A pre-auth connection that sent nothing used to be closed by the idle timeout, before
