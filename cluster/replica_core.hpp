@@ -234,7 +234,6 @@ class ReplicaCore {
   Time next_wakeup() const { return std::min(push_at_, next_sync_); }
 
   std::vector<Outgoing> take_outbox() { return std::exchange(outbox_, {}); }
-  bool has_outbox() const { return !outbox_.empty(); }
 
   // A[j]: the next sequence number neighbour j needs (what it has acknowledged), or 0 if
   // j is unknown.

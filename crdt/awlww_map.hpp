@@ -595,24 +595,6 @@ class AWLWWMap {
     return removed;
   }
 
-  // Adds one slot to key's entry (creating it), keeping head/rest canonical.
-  void add_slot(const K& key, const Slot& s) {
-    const std::uint32_t pos = table_.find(key);
-    if (pos == Table::kNone) {
-      table_.append(Entry{key, s, nullptr});
-      return;
-    }
-    Entry& e = table_.at(pos);
-    SlotList slots;
-    slots.push_back(std::move(e.head));
-    if (e.rest) {
-      for (Slot& x : *e.rest) slots.push_back(std::move(x));
-    }
-    slots.push_back(s);
-    table_.dot_added(s.dot, pos);
-    e.assign(slots);
-  }
-
   // ---- catch-up helpers ----
 
   static bool removed_there(const AWLWWMap& part, const CausalContext& their_ctx, const Dot& d) {

@@ -228,7 +228,6 @@ class CausalContext {
   // Bytes of this context in an encoding (exact: fixed-width fields).
   std::size_t encoded_size() const { return 16 + 16 * vv_.size() + 24 * cloud_.size(); }
 
-  std::size_t replica_count() const { return vv_.size(); }
   // Dots in the cloud (past some replica's contiguous prefix), and the runs they form.
   std::uint64_t cloud_size() const {
     std::uint64_t n = 0;

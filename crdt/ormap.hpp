@@ -72,8 +72,6 @@ class ORMap
   void for_each(F&& f) const {
     this->store_.for_each(f);
   }
-  // Lets ORMap nest inside ORMap: its readers take the nested store.
-  static std::size_t read_size(const Store& store) { return store.size(); }
 };
 
 }  // namespace deltacrdt

@@ -76,7 +76,7 @@ class Handshake {
   std::string on_frame(const Frame& f) {
     if (state_ != State::pending) return {};
     if (f.type == FrameType::refuse) {
-      failed("refused by peer: " + f.payload.substr(0, 200), false);
+      failed("refused by peer: " + f.payload.substr(0, 200));
       return {};
     }
     if (f.type != expect_) return refuse("unexpected frame during handshake");
@@ -102,7 +102,6 @@ class Handshake {
   // Why the handshake failed, for the log.
   const std::string& failure() const { return failure_; }
   // Whether we refused (the peer failed our checks) rather than the peer refusing us.
-  bool we_refused() const { return we_refused_; }
   const PeerIdentity& peer() const { return peer_; }
 
  private:
@@ -215,13 +214,12 @@ class Handshake {
   }
 
   std::string refuse(std::string reason) {
-    failed(reason, true);
+    failed(reason);
     return make_frame(FrameType::refuse, reason);
   }
-  void failed(std::string reason, bool ours) {
+  void failed(std::string reason) {
     state_ = State::failed;
     failure_ = std::move(reason);
-    we_refused_ = ours;
   }
 
   Role role_;
@@ -232,7 +230,6 @@ class Handshake {
   Nonce peer_nonce_{};
   PeerIdentity peer_;
   std::string failure_;
-  bool we_refused_ = false;
 };
 
 }  // namespace deltacrdt::transport
