@@ -6,15 +6,19 @@
 //     // Applies one random mutator of x at replica `self` and returns its delta.
 //     static T mutate(T& x, deltacrdt::ReplicaId self, PropertyRng& rng);
 //   };
-// Seeds and case counts come from DELTACRDT_SEED / DELTACRDT_CASES; the seed of a failing
-// case is printed through doctest's INFO/CAPTURE so any failure can be replayed.
+// Seeds and case counts come from DELTACRDT_SEED / DELTACRDT_CASES. The seed is fixed
+// unless DELTACRDT_SEED says otherwise, so a red run replays as it ran; DELTACRDT_SEED=random
+// explores (the seed drawn is printed). The seed of a failing case is printed through
+// doctest's CAPTURE so any failure can be replayed.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -52,8 +56,20 @@ inline std::uint64_t env_u64(const char* name, std::uint64_t fallback) {
   return fallback;
 }
 
+inline constexpr std::uint64_t kDefaultSeed = 20261205;
+
 inline std::uint64_t base_seed() {
-  static const std::uint64_t seed = env_u64("DELTACRDT_SEED", std::random_device{}());
+  static const std::uint64_t seed = []() -> std::uint64_t {
+    const char* v = std::getenv("DELTACRDT_SEED");
+    if (v == nullptr || *v == '\0') return kDefaultSeed;
+    if (std::string_view(v) == "random") {
+      std::random_device rd;
+      const std::uint64_t drawn = (std::uint64_t{rd()} << 32) | rd();
+      std::fprintf(stderr, "DELTACRDT_SEED=%llu\n", static_cast<unsigned long long>(drawn));
+      return drawn;
+    }
+    return std::strtoull(v, nullptr, 10);
+  }();
   return seed;
 }
 inline std::uint64_t case_count() { return env_u64("DELTACRDT_CASES", 1000); }
