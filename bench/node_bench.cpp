@@ -74,22 +74,19 @@ int serve(const std::string& name, const std::string& seed) {
   NodeOptions o = options(name);
   o.seeds = {seed};
   Node node(o);
-  auto& links = node.add_replica<Map>("links");
   std::mutex mu;
   std::condition_variable cv;
   std::string watched_key, watched_value;
   bool seen = false;
-  asio::io_context cb_io;
-  auto guard = asio::make_work_guard(cb_io);
-  std::thread cb_thread([&] { cb_io.run(); });
-  links.on_diffs(cb_io.get_executor(),
-                 [&](const std::vector<KeyChange<std::string, std::string>>& changes) {
-                   std::lock_guard lock(mu);
-                   for (const auto& c : changes) {
-                     if (c.key == watched_key && c.value && *c.value == watched_value) seen = true;
-                   }
-                   cv.notify_all();
-                 });
+  ReplicaOptions<Map> ro;  // notified on the node's own notification thread
+  ro.on_diffs = [&](const std::vector<KeyChange<std::string, std::string>>& changes) {
+    std::lock_guard lock(mu);
+    for (const auto& c : changes) {
+      if (c.key == watched_key && c.value && *c.value == watched_value) seen = true;
+    }
+    cv.notify_all();
+  };
+  auto& links = node.add_replica<Map>("links", ro);
   std::printf("ready %s\n", node.address().c_str());
   std::fflush(stdout);
   std::string line;
@@ -117,8 +114,7 @@ int serve(const std::string& name, const std::string& seed) {
     }
     std::fflush(stdout);
   }
-  guard.reset();
-  cb_thread.join();
+  node.stop();  // no notification runs after this; the callback's state goes next
   return 0;
 }
 
@@ -174,7 +170,7 @@ int main(int argc, char** argv) {
   const auto bytes0 = a.metrics().bytes_in + a.metrics().bytes_out;
   const auto start = Clock::now();
   for (std::size_t i = 0; i < n; ++i)
-    links.put(key(i), value, [](std::exception_ptr, std::uint64_t) {});
+    links.put(key(i), value, {}, [](std::exception_ptr, std::uint64_t) {});
   const bool ok = b.wait_size(n, 300s);
   const double s = seconds_since(start);
   const auto bytes = a.metrics().bytes_in + a.metrics().bytes_out - bytes0;
@@ -193,7 +189,7 @@ int main(int argc, char** argv) {
     const std::string k = key(static_cast<std::size_t>(i) * 7 % n);
     if (b.p->request("watch " + k + " " + marker) != "armed") break;
     const auto t0 = Clock::now();
-    links.put(k, marker, [](std::exception_ptr, std::uint64_t) {});
+    links.put(k, marker, {}, [](std::exception_ptr, std::uint64_t) {});
     const auto reply = b.p->read_line(10s);
     if (!reply || *reply != "seen") break;
     ms.push_back(seconds_since(t0) * 1e3);

@@ -42,7 +42,7 @@ bool wait_size(Replica<Map>& r, std::size_t n, std::chrono::seconds limit) {
 // Fills `r` with n keys without waiting for each put (fire and forget, then one barrier).
 void fill(Replica<Map>& r, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i)
-    r.put(key(i), kValue, [](std::exception_ptr, std::uint64_t) {});
+    r.put(key(i), kValue, {}, [](std::exception_ptr, std::uint64_t) {});
   r.read([](const Map& m) { return m.size(); }).get();
 }
 
@@ -62,33 +62,36 @@ void puts_until_replicated(std::size_t n) {
 }
 
 void put_latency(std::size_t n, int samples) {
-  LocalCluster<Map> cluster(2);  // one io_context on two threads; replicas 1 and 2 meshed
-  Replica<Map>& a = cluster[1];
-  Replica<Map>& b = cluster[2];
-  LocalTransport& net = cluster.transport();
-  fill(a, n);
-  wait_size(b, n, 60s);
-  std::this_thread::sleep_for(300ms);  // let acks settle
   std::mutex mu;
   std::condition_variable cv;
   std::string seen;
   asio::io_context cb_io;  // callbacks on their own thread, off the replicas' loop
   auto cb_guard = asio::make_work_guard(cb_io);
   std::thread cb_thread([&] { cb_io.run(); });
-  b.on_diffs(cb_io.get_executor(),
-             [&](const std::vector<KeyChange<std::string, std::string>>& changes) {
-               std::lock_guard lock(mu);
-               for (const auto& c : changes) {
-                 if (c.value) seen = *c.value;
-               }
-               cv.notify_all();
-             });
+  LocalCluster<Map> cluster(1);  // one io_context on two threads
+  Replica<Map>& a = cluster[1];
+  ReplicaOptions<Map> watched;
+  watched.diffs_poster = post_to(cb_io.get_executor());
+  watched.on_diffs = [&](const std::vector<KeyChange<std::string, std::string>>& changes) {
+    std::lock_guard lock(mu);
+    for (const auto& c : changes) {
+      if (c.value) seen = *c.value;
+    }
+    cv.notify_all();
+  };
+  Replica<Map>& b = cluster.add(2, watched);
+  a.set_neighbours({2});
+  b.set_neighbours({1});
+  LocalTransport& net = cluster.transport();
+  fill(a, n);
+  wait_size(b, n, 60s);
+  std::this_thread::sleep_for(300ms);  // let acks settle
   std::vector<double> ms;
   const auto bytes0 = net.bytes_sent();
   for (int i = 0; i < samples; ++i) {
     const std::string marker = "m" + std::to_string(i);
     const auto t0 = Clock::now();
-    a.put(key(static_cast<std::size_t>(i) % n), marker, [](std::exception_ptr, std::uint64_t) {});
+    a.put(key(static_cast<std::size_t>(i) % n), marker, {}, [](std::exception_ptr, std::uint64_t) {});
     std::unique_lock lock(mu);
     cv.wait_for(lock, 2s, [&] { return seen == marker; });
     ms.push_back(seconds_since(t0) * 1e3);
@@ -129,7 +132,7 @@ void catch_up(std::size_t n) {
 // Timed from reconnection until B holds every update, so it includes waiting for A's
 // retransmission timer (retransmit_after, 400 ms by default).
 void missed_one_percent(std::size_t n) {
-  ReplicaOptions options;
+  ReplicaOptions<Map> options;
   options.sync.max_buffer_bytes = 64 * 1024;
   LocalCluster<Map> cluster(2, 2, options);
   Replica<Map>& a = cluster[1];
@@ -142,7 +145,7 @@ void missed_one_percent(std::size_t n) {
   const std::size_t updates = n / 100;
   const std::string updated(32, 'u');
   for (std::size_t i = 0; i < updates; ++i) {
-    a.put(key(i * 97 % n), updated, [](std::exception_ptr, std::uint64_t) {});
+    a.put(key(i * 97 % n), updated, {}, [](std::exception_ptr, std::uint64_t) {});
   }
   a.read([](const Map& m) { return m.size(); }).get();
   std::this_thread::sleep_for(1s);  // A pushes into the void and its buffer drops the deltas

@@ -55,7 +55,7 @@ double durable_puts(FsyncPolicy policy, int writers, double seconds) {
   TempDir dir;
   IoThreads io(2);
   LocalTransport net;
-  ReplicaOptions options;
+  ReplicaOptions<Map> options;
   options.storage = std::make_shared<FileStorage>(dir.path, policy, 1);
   Replica<Map> r(io.executor(), 1, net, options);
   std::atomic<std::uint64_t> done{0};
@@ -98,7 +98,7 @@ PauseResult snapshot_pause(std::size_t n, bool off_strand, std::size_t baseline_
   auto recovered = recover_state<Map>(storage->recovered());
   IoThreads io(2);
   LocalTransport net;
-  ReplicaOptions options;
+  ReplicaOptions<Map> options;
   options.storage = storage;
   options.sync.snapshot_off_strand = off_strand;
   options.sync.snapshot_log_bytes =

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <memory>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "cluster/io_threads.hpp"
@@ -18,7 +19,8 @@ namespace deltacrdt {
 template <DeltaCrdt T>
 class LocalCluster {
  public:
-  explicit LocalCluster(std::size_t replicas, std::size_t threads = 2, ReplicaOptions options = {})
+  explicit LocalCluster(std::size_t replicas, std::size_t threads = 2,
+                        const ReplicaOptions<T>& options = {})
       : io_(threads) {
     for (std::size_t i = 1; i <= replicas; ++i) add(static_cast<ReplicaId>(i), options);
     for (auto& r : replicas_) {
@@ -36,8 +38,8 @@ class LocalCluster {
   }
 
   // Adds a replica (not yet anyone's neighbour) and returns it.
-  Replica<T>& add(ReplicaId id, ReplicaOptions options = {}) {
-    replicas_.push_back(std::make_unique<Replica<T>>(io_.executor(), id, transport_, options));
+  Replica<T>& add(ReplicaId id, ReplicaOptions<T> options = {}) {
+    replicas_.push_back(std::make_unique<Replica<T>>(io_.executor(), id, transport_, std::move(options)));
     transport_.attach(*replicas_.back());
     return *replicas_.back();
   }

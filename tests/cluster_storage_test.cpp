@@ -381,7 +381,7 @@ TEST_SUITE("cluster.storage") {
       {
         IoThreads io(2);
         LocalTransport net;
-        ReplicaOptions o;
+        ReplicaOptions<Map> o;
         o.sync.snapshot_log_bytes = 4096;
         o.sync.sync_interval = std::chrono::milliseconds(5);
         o.sync.snapshot_off_strand = off_strand;

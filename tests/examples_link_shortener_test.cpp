@@ -51,8 +51,8 @@ struct TwoNodes {
     o.advertise = to_b.address();
     o.seeds = {to_a.address()};
     b = std::make_unique<Node>(o);
-    store_a = std::make_unique<LinkStore>(*a, ReplicaOptions{});
-    store_b = std::make_unique<LinkStore>(*b, ReplicaOptions{});
+    store_a = std::make_unique<LinkStore>(*a, SyncOptions{});
+    store_b = std::make_unique<LinkStore>(*b, SyncOptions{});
     api_a = std::make_unique<Api>(*store_a, *a, metrics, ApiOptions{WriteConcern::local(), "x"});
     api_b = std::make_unique<Api>(*store_b, *b, metrics, ApiOptions{WriteConcern::local(), "x"});
   }

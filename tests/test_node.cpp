@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
   Replica<Map>* links_ptr = nullptr;
   Replica<PNCounter>* hits_ptr = nullptr;
   try {
-    ReplicaOptions ro;
+    ReplicaOptions<Map> ro;
     if (snapshot_bytes != 0) ro.sync.snapshot_log_bytes = snapshot_bytes;
     links_ptr = &node->add_replica<Map>("links", ro);
     hits_ptr = &node->add_replica<PNCounter>("hits");

@@ -11,13 +11,22 @@
 
 namespace deltacrdt::shortener {
 
-LinkStore::LinkStore(Node& node, const ReplicaOptions& options)
-    : links_(node.add_replica<Links>("links", options)),
-      redirects_(node.add_replica<Redirects>("redirects", options)) {}
+namespace {
+template <class T>
+ReplicaOptions<T> with_sync(const SyncOptions& sync) {
+  ReplicaOptions<T> o;
+  o.sync = sync;
+  return o;
+}
+}  // namespace
+
+LinkStore::LinkStore(Node& node, const SyncOptions& sync)
+    : links_(node.add_replica<Links>("links", with_sync<Links>(sync))),
+      redirects_(node.add_replica<Redirects>("redirects", with_sync<Redirects>(sync))) {}
 
 asio::awaitable<std::optional<std::string>> LinkStore::shorten(std::string url,
                                                                WriteConcern concern) {
-  // Choose and write in one step on the replica's strand: a code is only taken while no
+  // Choose and write in one turn of the replica: a code is only taken while no
   // other URL is visible under it, and a code holding concurrent writes of different URLs
   // is never overwritten (that would silently drop one of them).
   auto choose =
@@ -55,7 +64,7 @@ void LinkStore::count_redirect(std::string code) {
       [self, code = std::move(code)](Redirects& r) {
         return r.update(code, [&](CausalCounter::Ref& c) { return c.increment(self); });
       },
-      [](std::exception_ptr, std::uint64_t) {});
+      {}, [](std::exception_ptr, std::uint64_t) {});
 }
 
 asio::awaitable<std::int64_t> LinkStore::redirects(std::string code) {

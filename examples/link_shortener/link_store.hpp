@@ -37,7 +37,8 @@ struct Resolution {
 
 class LinkStore {
  public:
-  LinkStore(Node& node, const ReplicaOptions& options);
+  // Hosts the two replicas on `node`, both with protocol options `sync`.
+  LinkStore(Node& node, const SyncOptions& sync);
 
   // Stores url under its code and completes, once `concern` is met, with the code; nullopt
   // when all kMaxCodeAttempts codes of the URL are taken by other URLs. Shortening a URL

@@ -56,9 +56,9 @@ int main(int argc, char** argv) {
     o.fsync = FsyncPolicy::batched;
     o.logger = logger;
     node = std::make_unique<Node>(o);
-    ReplicaOptions ro;
-    ro.sync.sync_interval = config.sync_interval;
-    store = std::make_unique<LinkStore>(*node, ro);
+    SyncOptions sync;
+    sync.sync_interval = config.sync_interval;
+    store = std::make_unique<LinkStore>(*node, sync);
     HttpServerOptions ho;
     ho.listen = config.http;
     ho.threads = config.http_threads;
