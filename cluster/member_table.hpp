@@ -104,13 +104,16 @@ class MemberTable {
   }
 
   // Whether the node at the other end of `link` (authenticated as `peer`) announced
-  // replica `id` under `name`: only then may a sync frame on that link claim to be from it.
+  // replica `id` under `name` with type signature `type`: only then may a sync frame on
+  // that link claim to be from it.
   bool announced(const LinkRef& link, const std::string& peer, const std::string& name,
-                 ReplicaId id) const {
+                 ReplicaId id, std::uint64_t type) const {
     auto m = members_.find(peer);
     if (m == members_.end() || !(m->second.link == link)) return false;
     return std::any_of(m->second.replicas.begin(), m->second.replicas.end(),
-                       [&](const wire::HostedReplica& r) { return r.id == id && r.name == name; });
+                       [&](const wire::HostedReplica& r) {
+                         return r.id == id && r.name == name && r.type == type;
+                       });
   }
 
   // Applies gossip that arrived on `link`, whose authenticated peer is `peer`: the sender's

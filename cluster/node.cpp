@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <functional>
@@ -22,7 +23,18 @@
 
 #include <unistd.h>
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
 namespace deltacrdt {
+
+namespace {
+// A type signature as 16 hex digits, for the log.
+std::string hex(std::uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+}  // namespace
 
 Node::Node(NodeOptions options)
     : options_(validated(std::move(options))),
@@ -85,6 +97,7 @@ NodeMetrics Node::metrics() const {
     m.gossip_rejected = gossip_rejected_;
     m.members_forgotten = members_forgotten_;
     m.members = table_.members().size();
+    m.replica_type_mismatches = type_mismatches_.size();
   }
   m.bytes_in = counters_.bytes_in.load();
   m.bytes_out = counters_.bytes_out.load();
@@ -118,12 +131,21 @@ void Node::stop() {
     maintenance_->cancel();
     if (accept_pause_) accept_pause_->cancel();
   });
-  // Give goodbyes a moment to reach the wire (bounded), then tear down in a safe order:
-  // replicas, then threads (no handler runs after), then the ports handlers sent through.
-  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
-  while (std::chrono::steady_clock::now() < until &&
-         std::any_of(links.begin(), links.end(), [](const auto& l) { return !l->closed(); })) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // Dials in progress end now: their deadline fires at once (on the dial's strand).
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& deadline : dial_deadlines_) {
+      asio::post(deadline->get_executor(), [deadline] { deadline->cancel(); });
+    }
+  }
+  // Give goodbyes a moment to reach the wire (bounded; link_down signals each closed link),
+  // then tear down in a safe order: replicas, then threads (they end once every socket and
+  // timer is closed: no handler runs after), then the ports handlers sent through.
+  {
+    std::unique_lock lock(mu_);
+    links_closed_.wait_for(lock, std::chrono::milliseconds(200), [&] {
+      return std::all_of(links.begin(), links.end(), [](const auto& l) { return l->closed(); });
+    });
   }
   std::map<std::string, std::unique_ptr<Hosted>> hosted;
   {
@@ -138,7 +160,8 @@ void Node::stop() {
     ports.push_back(std::move(h->port));
   }
   links.clear();
-  io_->join();  // no handler runs after this
+  io_->join();      // no handler runs after this
+  notify_->join();  // nor any change notification
   acceptor_.reset();
   maintenance_.reset();
   accept_pause_.reset();
@@ -187,8 +210,9 @@ transport::Link::Handlers Node::handlers(std::optional<std::string> dialed) {
   h.on_frame = [this](const transport::Link::Ptr& l, transport::Frame f) {
     link_frame(l, std::move(f));
   };
-  h.on_down = [this, dialed](const transport::Link::Ptr& l, const std::string& reason,
-                             bool was_up) { link_down(l, reason, was_up, dialed); };
+  h.on_down = [this, dialed](const transport::Link::Ptr& l, transport::LinkError code,
+                             const std::string& reason,
+                             bool was_up) { link_down(l, code, reason, was_up, dialed); };
   return h;
 }
 
@@ -247,14 +271,8 @@ asio::awaitable<void> Node::accept_loop() {
 std::function<void(std::exception_ptr)> Node::report_failure(std::string_view event) {
   return [this, event](std::exception_ptr e) {
     if (!e) return;
-    std::string why = "unknown error";
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-      why = x.what();
-    } catch (...) {
-    }
-    log_->log(LogLevel::error, event, {{"node", options_.name}, {"reason", why}});
+    log_->log(LogLevel::error, event,
+              {{"node", options_.name}, {"reason", transport::exception_message(e)}});
   };
 }
 
@@ -327,13 +345,7 @@ asio::awaitable<void> Node::maintain() {
 }
 
 void Node::dial_crashed(const std::string& address, std::exception_ptr e) {
-  std::string why = "unknown error";
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    why = x.what();
-  } catch (...) {
-  }
+  const std::string why = transport::exception_message(e);
   std::lock_guard lock(mu_);
   if (stopped_) return;
   log_throttled(LogLevel::warn, "dial_failed",
@@ -403,19 +415,25 @@ asio::awaitable<void> Node::dial(std::string address) {
   asio::ip::tcp::socket socket(strand);
   bool connected = false;
   if (!rec) {
-    asio::steady_timer deadline(strand);
-    deadline.expires_after(options_.connect_timeout);
-    // The handler may still be queued when the connect has completed (cancel() is then too
-    // late): `finished` tells it to leave the socket, which may be gone, alone.
-    auto finished = std::make_shared<bool>(false);
-    deadline.async_wait([&socket, finished](boost::system::error_code ec) {
-      if (!ec && !*finished) socket.close(ec);
-    });
+    // The connect races its deadline; whichever ends first cancels the other. stop() ends
+    // the deadline early (see dial_deadlines_), so no dial outlives the node's stop.
+    auto deadline = std::make_shared<asio::steady_timer>(strand);
+    deadline->expires_after(options_.connect_timeout);
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_) co_return;
+      dial_deadlines_.insert(deadline);
+    }
+    using namespace asio::experimental::awaitable_operators;
     auto connecting = asio::async_connect(socket, results, asio::as_tuple(asio::use_awaitable));
-    auto [cec, ep] = co_await std::move(connecting);
-    *finished = true;
-    deadline.cancel();
-    connected = !cec && socket.is_open();
+    auto waiting = deadline->async_wait(asio::as_tuple(asio::use_awaitable));
+    auto race = std::move(connecting) || std::move(waiting);
+    const auto outcome = co_await std::move(race);
+    {
+      std::lock_guard lock(mu_);
+      dial_deadlines_.erase(deadline);
+    }
+    if (outcome.index() == 0) connected = !std::get<0>(std::get<0>(outcome)) && socket.is_open();
   }
   std::lock_guard lock(mu_);
   if (stopped_) co_return;
@@ -497,15 +515,19 @@ bool Node::preferred(const transport::Link& l, const std::string& peer) const {
   return client < server;
 }
 
-void Node::link_down(const transport::Link::Ptr& link, const std::string& reason, bool was_up,
+void Node::link_down(const transport::Link::Ptr& link, transport::LinkError code,
+                     const std::string& reason, bool was_up,
                      const std::optional<std::string>& dialed) {
   std::vector<std::function<void(const MemberEvent&)>> notify;
   std::string peer;
   {
     std::lock_guard lock(mu_);
     leave_pending(link.get());
-    if (stopped_) return;
-    const bool rejected = reason.rfind("malformed", 0) == 0 || reason.rfind("handshake", 0) == 0;
+    if (stopped_) {
+      links_closed_.notify_all();  // stop() waits for the links it closed
+      return;
+    }
+    const bool rejected = transport::is_rejection(code);
     const std::string_view peer_name =
         was_up ? std::string_view(link->peer().node) : std::string_view("?");
     if (rejected) {
@@ -514,19 +536,18 @@ void Node::link_down(const transport::Link::Ptr& link, const std::string& reason
                     {{"node", options_.name},
                      {"peer", peer_name},
                      {"remote", link->remote()},
+                     {"code", transport::to_string(code)},
                      {"reason", reason}});
     } else if (was_up) {
       log_->log(LogLevel::info, "link_down",
                 {{"node", options_.name},
                  {"peer", peer_name},
                  {"remote", link->remote()},
+                 {"code", transport::to_string(code)},
                  {"reason", reason}});
     }
     if (dialed) {
-      if (reason.find("itself") != std::string::npos ||
-          reason.find("already in use by this node") != std::string::npos) {
-        table_.dial(*dialed).is_self = true;  // a seed list that names this node
-      }
+      if (transport::is_self(code)) table_.dial(*dialed).is_self = true;  // a seed list names us
       dial_failed(*dialed);
     }
     for (const auto& [name, m] : table_.members()) {
@@ -549,7 +570,7 @@ void Node::link_frame(const transport::Link::Ptr& link, transport::Frame f) {
     std::lock_guard lock(mu_);
     auto it = e ? hosted_.find(e->replica) : hosted_.end();
     if (it == hosted_.end() || it->second->id != e->to ||
-        !table_.announced(link, link->peer().node, e->replica, e->from)) {
+        !table_.announced(link, link->peer().node, e->replica, e->from, it->second->type)) {
       // Malformed, for a replica this node does not (now) host, or from a replica id the
       // node at the other end did not announce under that name: a sender cannot speak
       // for replicas of other nodes, or invent ids to hold state transfers open.
@@ -605,8 +626,20 @@ void Node::update_neighbours() {
     std::vector<PeerId> ids;
     for (const auto& [n, m] : table_.members()) {
       if (!m.link) continue;
-      for (const auto& r : m.replicas)
-        if (r.name == name) ids.push_back(r.id);
+      for (const auto& r : m.replicas) {
+        if (r.name != name) continue;
+        if (r.type == h->type) {
+          ids.push_back(r.id);
+        } else if (type_mismatches_.insert({n, name, r.type}).second) {
+          // Every delta between them would be refused as undecodable: say so once.
+          log_->log(LogLevel::error, "replica_type_mismatch",
+                    {{"node", options_.name},
+                     {"peer", n},
+                     {"replica", name},
+                     {"type", hex(h->type)},
+                     {"peer_type", hex(r.type)}});
+        }
+      }
     }
     h->set_neighbours(std::move(ids));
   }
@@ -615,7 +648,7 @@ void Node::update_neighbours() {
 wire::Gossip Node::own_gossip() const {
   wire::Gossip g;
   g.self = {options_.name, advertise_, incarnation_};
-  for (const auto& [name, h] : hosted_) g.replicas.push_back({name, h->id});
+  for (const auto& [name, h] : hosted_) g.replicas.push_back({name, h->id, h->type});
   for (const auto& [n, m] : table_.members())
     if (m.link && !m.address.empty()) g.members.push_back({n, m.address, m.incarnation});
   return g;

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <filesystem>
@@ -23,10 +24,12 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -37,6 +40,7 @@
 #include "cluster/node_options.hpp"
 #include "cluster/replica.hpp"
 #include "cluster/wire.hpp"
+#include "crdt/type_signature.hpp"
 #include "transport/link.hpp"
 
 namespace deltacrdt {
@@ -51,7 +55,7 @@ class Node {
 
   // Hosts a replica named `name` (unique on this node) with a fresh replica id.
   template <DeltaCrdt T>
-  Replica<T>& add_replica(const std::string& name, ReplicaOptions options = {}) {
+  Replica<T>& add_replica(const std::string& name, ReplicaOptions<T> options = {}) {
     if (name.empty() || name.size() > wire::kMaxName) {
       throw std::invalid_argument("replica name must have 1-255 bytes");
     }
@@ -59,6 +63,7 @@ class Node {
     if (hosted_.contains(name)) throw std::invalid_argument("replica '" + name + "' exists");
     auto h = std::make_unique<Hosted>();
     h->id = random_id();
+    h->type = type_signature<T>();
     h->port = std::make_unique<Port>(*this, name);
     T state{};
     std::uint64_t seq = 0;
@@ -83,13 +88,17 @@ class Node {
       storage->release_recovered();
       options.storage = std::move(storage);
     }
+    // Change notifications run on the node's notification thread unless told otherwise:
+    // never on an I/O thread, where a slow subscriber would hold up links and replicas.
+    if (!options.diffs_poster) options.diffs_poster = post_to(notify_->executor());
     if (!options.logger) {
       options.logger = log_;
       options.log_name = name;
       options.refusal_log_interval = options_.refusal_log_interval;
     }
-    auto replica = std::make_shared<Replica<T>>(io_->executor(), h->id, *h->port, options,
-                                                std::move(state), seq, incarnation_);
+    auto replica = std::make_shared<Replica<T>>(io_->executor(), h->id, *h->port,
+                                                std::move(options), std::move(state), seq,
+                                                incarnation_);
     Replica<T>& ref = *replica;
     h->deliver = [r = replica.get()](PeerId from, SyncMessage m) {
       r->deliver(from, std::move(m));
@@ -136,6 +145,7 @@ class Node {
 
   struct Hosted {
     ReplicaId id = 0;
+    std::uint64_t type = 0;  // type_signature<T>()
     std::unique_ptr<Port> port;
     std::shared_ptr<void> replica;
     std::function<void(PeerId, SyncMessage)> deliver;
@@ -214,7 +224,8 @@ class Node {
   // Whether `l` (a link to `peer`) was dialed by the node with the smaller name.
   bool preferred(const transport::Link& l, const std::string& peer) const;
 
-  void link_down(const transport::Link::Ptr& link, const std::string& reason, bool was_up,
+  void link_down(const transport::Link::Ptr& link, transport::LinkError code,
+                 const std::string& reason, bool was_up,
                  const std::optional<std::string>& dialed);
 
   void link_frame(const transport::Link::Ptr& link, transport::Frame f);
@@ -234,6 +245,8 @@ class Node {
   std::mt19937_64 rng_;
   std::shared_ptr<asio::ssl::context> tls_;  // null: plain TCP links
   std::unique_ptr<IoThreads> io_;
+  // Runs replicas' change notifications (ReplicaOptions::on_diffs); joined after io_.
+  std::unique_ptr<IoThreads> notify_ = std::make_unique<IoThreads>(1);
   // Reset in stop() before io_: a strand must not outlive its io_context.
   std::optional<asio::strand<asio::io_context::executor_type>> control_{
       asio::make_strand(io_->context())};
@@ -258,6 +271,12 @@ class Node {
   std::uint64_t gossip_rejected_ = 0;
   std::uint64_t members_forgotten_ = 0;
   std::vector<std::function<void(const MemberEvent&)>> listeners_;
+  // Deadlines of dials in progress, which stop() ends early; signalled when a link closes
+  // after stop() (which waits for its goodbyes on it). Both under mu_.
+  std::set<std::shared_ptr<asio::steady_timer>> dial_deadlines_;
+  // (peer, replica name, peer's type) of namesakes of another type, reported once each.
+  std::set<std::tuple<std::string, std::string, std::uint64_t>> type_mismatches_;
+  std::condition_variable links_closed_;
   std::uint64_t reconnects_ = 0;
   std::uint64_t sync_dropped_ = 0;
 };

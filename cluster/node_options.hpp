@@ -90,6 +90,9 @@ struct NodeMetrics {
   std::uint64_t gossip_rejected = 0;      // malformed gossip frames or member records
   std::uint64_t members_forgotten = 0;    // learned members dropped, never reached
   std::size_t members = 0;                // members known now (linked or not)
+  // Namesakes on linked nodes whose CRDT type differs from the hosted replica's, each
+  // counted once (they never become neighbours; logged as replica_type_mismatch).
+  std::uint64_t replica_type_mismatches = 0;
 };
 
 struct MemberEvent {

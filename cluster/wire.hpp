@@ -70,6 +70,9 @@ struct MemberRecord {
 struct HostedReplica {
   std::string name;
   ReplicaId id = 0;
+  // type_signature<T>() of the replica's CRDT type (crdt/type_signature.hpp): namesakes of
+  // different types are not neighbours.
+  std::uint64_t type = 0;
   friend bool operator==(const HostedReplica&, const HostedReplica&) = default;
 };
 
@@ -105,6 +108,7 @@ inline std::string encode_gossip(const Gossip& g) {
   for (const HostedReplica& h : g.replicas) {
     w.bytes(h.name);
     w.u64(h.id);
+    w.u64(h.type);
   }
   w.u64(g.members.size());
   for (const MemberRecord& m : g.members) write_member(w, m);
@@ -115,11 +119,13 @@ inline std::optional<Gossip> decode_gossip(std::string_view bytes) {
   detail::ByteReader r(bytes);
   Gossip g;
   std::uint64_t n = 0;
-  if (!read_member(r, g.self) || !r.count(n, 16)) return std::nullopt;
+  if (!read_member(r, g.self) || !r.count(n, 24)) return std::nullopt;
   for (std::uint64_t i = 0; i < n; ++i) {
     HostedReplica h;
     std::string_view name;
-    if (!r.bytes(name) || name.size() > kMaxName || !r.u64(h.id)) return std::nullopt;
+    if (!r.bytes(name) || name.size() > kMaxName || !r.u64(h.id) || !r.u64(h.type)) {
+      return std::nullopt;
+    }
     h.name = std::string(name);
     g.replicas.push_back(std::move(h));
   }

@@ -52,10 +52,10 @@ void apply(const wire::Gossip& g) {
   }
   if (r.status == Table::GossipStatus::applied) {
     for (const auto& rep : g.replicas) {
-      require(table.announced(link, g.self.name, rep.name, rep.id), "announced replicas route");
+      require(table.announced(link, g.self.name, rep.name, rep.id, rep.type), "announced replicas route");
     }
   }
-  require(!table.announced(2, g.self.name, "x", 1), "another link speaks for no one");
+  require(!table.announced(2, g.self.name, "x", 1, 0), "another link speaks for no one");
   table.forget_unreached(now + std::chrono::milliseconds(1001));
   for (const auto& [name, m] : table.members()) {
     require(name == g.self.name, "members never reached are forgotten");

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "crdt/awlww_map.hpp"
+#include "crdt/type_signature.hpp"
 #include "tests/child_process.hpp"
 #include "tests/raw_peer.hpp"
 #include "transport/frame.hpp"
@@ -165,7 +166,7 @@ TEST_SUITE("cluster.hostile_process") {
     RawPeer evil(n1.address, "test", "evil", kSecret);
     REQUIRE(evil.wait_up());
     const ReplicaId evil_id = 0xE71;
-    evil.send_gossip({{"evil", "", 1}, {{"links", evil_id}}, {}});
+    evil.send_gossip({{"evil", "", 1}, {{"links", evil_id, type_signature<Map>()}}, {}});
     CausalContext claim;
     claim.insert_range(0xEE, 1, kMaxDotCounter);
     const Map hostile = Map{}.context_delta(claim);
@@ -195,7 +196,7 @@ TEST_SUITE("cluster.hostile_process") {
     RawPeer evil(n1.address, "test", "evil", kSecret);
     REQUIRE(evil.wait_up());
     const ReplicaId announced = 0xE71, forged = 0xBEEF;
-    evil.send_gossip({{"evil", "", 1}, {{"links", announced}}, {}});
+    evil.send_gossip({{"evil", "", 1}, {{"links", announced, type_signature<Map>()}}, {}});
     Map none;
     const Map by_forged = none.put(forged, "forged", "x", HlcTimestamp{1});
     evil.send_sync("links", forged, evil.replica_id("links"), delta_message(by_forged));

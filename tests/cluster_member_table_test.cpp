@@ -37,10 +37,11 @@ TEST_SUITE("cluster.member_table") {
     CHECK(r.learned[0].name == "n2");
     CHECK(t.members().size() == 2);  // n1 and n2, not this node itself
     CHECK(t.route(11) == 1);
-    CHECK(t.announced(1, "n1", "links", 11));
-    CHECK_FALSE(t.announced(2, "n1", "links", 11));  // not through another link
-    CHECK_FALSE(t.announced(1, "n1", "other", 11));  // not under another name
-    CHECK_FALSE(t.announced(1, "n1", "links", 12));  // not an id it did not announce
+    CHECK(t.announced(1, "n1", "links", 11, 0));
+    CHECK_FALSE(t.announced(2, "n1", "links", 11, 0));  // not through another link
+    CHECK_FALSE(t.announced(1, "n1", "other", 11, 0));  // not under another name
+    CHECK_FALSE(t.announced(1, "n1", "links", 12, 0));  // not an id it did not announce
+    CHECK_FALSE(t.announced(1, "n1", "links", 11, 7));  // not as another type
     CHECK(t.find_dial("127.0.0.1:7002") != nullptr);
   }
 

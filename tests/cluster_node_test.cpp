@@ -122,6 +122,37 @@ TEST_SUITE("cluster.node") {
     CHECK(n1.metrics().frames_rejected == 0);
   }
 
+  // Namesakes of different types used to become neighbours, and every delta between them
+  // was dropped as wrong_type, visible only in a counter.
+  TEST_CASE("a namesake replica of another type is never a neighbour, and is reported") {
+    using Counts = AWLWWMap<std::string, std::int64_t>;
+    Node n1(options("n1"));
+    Node n2(options("n2", {n1.address()}));
+    auto& links1 = n1.add_replica<Map>("links");
+    auto& links2 = n2.add_replica<Counts>("links");  // same name, another type
+    auto& hits1 = n1.add_replica<PNCounter>("hits");
+    auto& hits2 = n2.add_replica<PNCounter>("hits");
+    REQUIRE(eventually([&] { return n1.live_members().size() == 1; }));
+    links1.put(std::string("k"), std::string("v")).get();
+    links2.put(std::string("k"), std::int64_t{7}).get();
+    const ReplicaId id1 = hits1.id();
+    hits1.mutate([id1](PNCounter& c) { return c.increment(id1, 3); }).get();
+    // "hits" replicates, so deltas flow on the link; "links" does not, either way.
+    CHECK(eventually([&] {
+      return hits2.read([](const PNCounter& c) { return c.value(); }).get() == 3;
+    }));
+    CHECK(eventually([&] {
+      return n1.metrics().replica_type_mismatches == 1 && n2.metrics().replica_type_mismatches == 1;
+    }));
+    std::this_thread::sleep_for(300ms);  // a push and a sync round, had they been neighbours
+    CHECK(links1.get(std::string("k")).get() == std::optional<std::string>("v"));
+    CHECK(links2.get(std::string("k")).get() == std::optional<std::int64_t>(7));
+    CHECK(links1.metrics().get().payloads_rejected == 0);
+    CHECK(links2.metrics().get().payloads_rejected == 0);
+    CHECK(links1.metrics().get().deltas_sent == 0);
+    CHECK(captured.count("event=replica_type_mismatch node=n1 peer=n2 replica=links") == 1);
+  }
+
   TEST_CASE("a node with the wrong secret is refused and learns nothing") {
     Node n1(options("n1"));
     auto& m1 = n1.add_replica<Map>("links");
@@ -292,7 +323,7 @@ TEST_SUITE("cluster.node") {
       NodeOptions o = options("n1");
       o.data_dir = dir.string();
       Node n(o);
-      ReplicaOptions ro;
+      ReplicaOptions<Map> ro;
       ro.sync.snapshot_log_bytes = 2048;  // snapshots (in the background) during the test
       auto& m = n.add_replica<Map>("links", ro);
       for (int i = 0; i < 300; ++i) {

@@ -14,6 +14,7 @@
 #include "crdt/compact_string.hpp"
 #include "crdt/hlc.hpp"
 #include "crdt/orset.hpp"
+#include "crdt/type_signature.hpp"
 #include "tests/property.hpp"
 
 using deltacrdt::AWLWWMap;
@@ -166,5 +167,27 @@ TEST_SUITE("crdt.compact_string") {
       CHECK_FALSE(
           deltacrdt::decode<deltacrdt::ORSet<CompactString>>(bytes.substr(0, cut)).has_value());
     }
+  }
+}
+
+TEST_SUITE("crdt.type_signature") {
+  // Nodes compare these across releases and machines: they must never change by accident.
+  TEST_CASE("a type signature is pinned, and names the type and its encoding") {
+    using deltacrdt::ORSet;
+    using deltacrdt::type_signature;
+    using StringMap = AWLWWMap<std::string, std::string>;
+    static_assert(type_signature<StringMap>() == 0x64bb0354d59fc986ull);
+    // Encoded alike, so alike: string and CompactString.
+    static_assert(type_signature<StringMap>() ==
+                  type_signature<AWLWWMap<CompactString, CompactString>>());
+    // Anything that changes the bytes changes the signature.
+    static_assert(type_signature<StringMap>() != type_signature<AWLWWMap<std::string, std::int64_t>>());
+    static_assert(type_signature<AWLWWMap<std::string, std::int64_t>>() !=
+                  type_signature<AWLWWMap<std::string, std::uint64_t>>());
+    static_assert(type_signature<AWLWWMap<std::string, std::int32_t>>() !=
+                  type_signature<AWLWWMap<std::string, std::int64_t>>());
+    static_assert(type_signature<ORSet<std::string>>() != type_signature<StringMap>());
+    static_assert(type_signature<ORSet<std::string>>() != type_signature<ORSet<std::int64_t>>());
+    CHECK(type_signature<StringMap>() != 0);
   }
 }

@@ -25,7 +25,10 @@
 #include <vector>
 
 #include "crdt/awlww_map.hpp"
+#include "crdt/causal_counter.hpp"
 #include "crdt/compact_string.hpp"
+#include "crdt/ormap.hpp"
+#include "crdt/type_signature.hpp"
 #include "tests/child_process.hpp"
 #include "tests/http_client.hpp"
 #include "tests/raw_peer.hpp"
@@ -40,6 +43,9 @@ using deltacrdt::testing::http_request;
 using deltacrdt::testing::HttpReply;
 using deltacrdt::testing::parse_reply;
 using deltacrdt::testing::RawPeer;
+// The link shortener's replica types, as its nodes announce them.
+using Links = AWLWWMap<CompactString, CompactString>;
+using Redirects = ORMap<std::string, CausalCounter>;
 namespace fs = std::filesystem;
 
 namespace {
@@ -280,10 +286,9 @@ TEST_SUITE("examples.link_shortener.hostile") {
     RawPeer evil(n1.cluster, "link-shortener", "evil", kSecret, "127.0.0.4");
     REQUIRE(evil.wait_up());
     const ReplicaId evil_links = 0xE71;
-    evil.send_gossip({{"evil", "", 1}, {{"links", evil_links}}, {}});
+    evil.send_gossip({{"evil", "", 1}, {{"links", evil_links, type_signature<Links>()}}, {}});
     CausalContext claim;
     claim.insert_range(0xEE, 1, kMaxDotCounter);
-    using Links = AWLWWMap<CompactString, CompactString>;
     SyncMessage m;
     m.kind = SyncMessage::Kind::delta;
     m.last = 1;
@@ -327,7 +332,11 @@ TEST_SUITE("examples.link_shortener.hostile") {
     // A neighbour that never acknowledges: from now on every majority write times out.
     RawPeer silent(n1.cluster, "link-shortener", "silent", kSecret);
     REQUIRE(silent.wait_up());
-    silent.send_gossip({{"silent", "", 1}, {{"links", 0x51}, {"redirects", 0x52}}, {}});
+    silent.send_gossip(
+        {{"silent", "", 1},
+         {{"links", 0x51, type_signature<Links>()},
+          {"redirects", 0x52, type_signature<Redirects>()}},
+         {}});
     CHECK(eventually([&] { return n1.shorten("https://example.com/probe").status == 503; }));
     CHECK(http_request(n1.http, "DELETE", "/" + code).status == 503);
     CHECK(n1.get("/api/links/" + code).status == 404);

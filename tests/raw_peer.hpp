@@ -46,7 +46,8 @@ class RawPeer {
         cv_.notify_all();
       }
     };
-    h.on_down = [this](const transport::Link::Ptr&, const std::string& reason, bool) {
+    h.on_down = [this](const transport::Link::Ptr&, transport::LinkError, const std::string& reason,
+                       bool) {
       std::lock_guard lock(mu_);
       down_ = reason;
       cv_.notify_all();

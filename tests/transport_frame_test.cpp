@@ -186,6 +186,7 @@ TEST_SUITE("transport.handshake") {
     CHECK(reply[0].type == FrameType::refuse);
     CHECK(server.state() == Handshake::State::failed);
     CHECK(server.failure() == "authentication failed");
+    CHECK(server.failure_code() == LinkError::authentication_failed);
   }
 
   TEST_CASE("a replayed handshake fails: the server's nonce is fresh") {
@@ -210,7 +211,46 @@ TEST_SUITE("transport.handshake") {
     run(client, server);
     CHECK(server.state() == Handshake::State::failed);
     CHECK(server.failure() == "cluster name mismatch");
+    CHECK(server.failure_code() == LinkError::cluster_mismatch);
     CHECK(client.state() == Handshake::State::failed);
+    // The client learns why from the code in the refuse frame, not from its words.
+    CHECK(client.failure_code() == LinkError::cluster_mismatch);
+  }
+
+  TEST_CASE("a node that dials itself is told so by code, on both ends") {
+    Handshake client(Handshake::Role::client, config("a"));
+    Handshake server(Handshake::Role::server, config("a"));
+    run(client, server);
+    CHECK(server.failure_code() == LinkError::name_in_use);
+    CHECK(client.failure_code() == LinkError::name_in_use);
+    CHECK(is_self(client.failure_code()));
+  }
+
+  TEST_CASE("a peer of protocol 1 is refused, and its wordy refusals are understood") {
+    // Its hello: protocol 1, then the fields protocol 2 still has.
+    deltacrdt::detail::ByteWriter w;
+    w.u64(1);
+    w.bytes("prod");
+    w.bytes("old");
+    w.u64(3);
+    w.bytes(std::string(32, 'n'));
+    Handshake server(Handshake::Role::server, config("b"));
+    FrameDecoder d;
+    const auto reply = decode_all(d, server.on_frame(Frame{FrameType::hello, w.take()}));
+    REQUIRE(reply.size() == 1);
+    CHECK(reply[0].type == FrameType::refuse);
+    CHECK(server.failure_code() == LinkError::unsupported_protocol);
+    CHECK(server.failure() == "peer speaks handshake protocol 1, this node 2");
+    // The refuse frame: the code (u16, little-endian), then the words.
+    REQUIRE(reply[0].payload.size() > 2);
+    CHECK(reply[0].payload[0] == 3);
+    CHECK(reply[0].payload[1] == 0);
+    // A protocol-1 peer refuses us in words alone: that is `refused`, words kept.
+    Handshake client(Handshake::Role::client, config("a"));
+    (void)client.start();
+    (void)client.on_frame(Frame{FrameType::refuse, "unsupported protocol version"});
+    CHECK(client.failure_code() == LinkError::refused);
+    CHECK(client.failure() == "refused by peer (refused): unsupported protocol version");
   }
 
   TEST_CASE("frames out of order and malformed handshakes are refused") {

@@ -30,10 +30,12 @@
 
 #include "transport/byte_io.hpp"
 #include "transport/frame.hpp"
+#include "transport/link_error.hpp"
 
 namespace deltacrdt::transport {
 
-inline constexpr std::uint64_t kHandshakeProtocol = 1;
+// 2: refuse frames carry a LinkError code; gossip names each replica's type signature.
+inline constexpr std::uint64_t kHandshakeProtocol = 2;
 inline constexpr std::size_t kNonceBytes = 32;
 inline constexpr std::size_t kMacBytes = 32;
 inline constexpr std::size_t kMaxNameBytes = 255;
@@ -76,10 +78,12 @@ class Handshake {
   std::string on_frame(const Frame& f) {
     if (state_ != State::pending) return {};
     if (f.type == FrameType::refuse) {
-      failed("refused by peer: " + f.payload.substr(0, 200));
+      on_refused(f.payload);
       return {};
     }
-    if (f.type != expect_) return refuse("unexpected frame during handshake");
+    if (f.type != expect_) {
+      return refuse(LinkError::unexpected_frame, "unexpected frame during handshake");
+    }
     deltacrdt::detail::ByteReader r(f.payload);
     switch (f.type) {
       case FrameType::hello:
@@ -89,27 +93,32 @@ class Handshake {
       case FrameType::auth:
         return on_auth(r);
       case FrameType::auth_ok:
-        if (!r.done()) return refuse("malformed auth_ok");
+        if (!r.done()) return refuse(LinkError::malformed_frame, "malformed auth_ok");
         state_ = State::done;
         return {};
       default:
-        return refuse("unexpected frame during handshake");
+        return refuse(LinkError::unexpected_frame, "unexpected frame during handshake");
     }
   }
 
   State state() const { return state_; }
   bool done() const { return state_ == State::done; }
-  // Why the handshake failed, for the log.
+  // Why the handshake failed: the code, and words for the log.
+  LinkError failure_code() const { return failure_code_; }
   const std::string& failure() const { return failure_; }
-  // Whether we refused (the peer failed our checks) rather than the peer refusing us.
+  // The authenticated peer, once done.
   const PeerIdentity& peer() const { return peer_; }
 
  private:
   using Nonce = std::array<char, kNonceBytes>;
 
   // The fields hello and hello_ack share: protocol, cluster, node, incarnation, nonce.
-  // Records the peer's name, incarnation and nonce; returns the reason to refuse, if any.
-  std::optional<std::string> read_identity(deltacrdt::detail::ByteReader& r,
+  // Records the peer's name, incarnation and nonce; returns the refusal, if any.
+  struct Refusal {
+    LinkError code;
+    std::string reason;
+  };
+  std::optional<Refusal> read_identity(deltacrdt::detail::ByteReader& r,
                                            std::string_view& their_mac, bool with_mac,
                                            std::string_view frame_name) {
     std::uint64_t protocol = 0;
@@ -117,13 +126,18 @@ class Handshake {
     if (!r.u64(protocol) || !r.bytes(cluster) || !r.bytes(node) || !r.u64(peer_.incarnation) ||
         !r.bytes(nonce) || (with_mac && !r.bytes(their_mac)) || !r.done() ||
         nonce.size() != kNonceBytes || node.size() > kMaxNameBytes || node.empty()) {
-      return "malformed " + std::string(frame_name);
+      return Refusal{LinkError::malformed_frame, "malformed " + std::string(frame_name)};
     }
-    if (protocol != kHandshakeProtocol) return "unsupported protocol version";
-    if (cluster != config_.cluster) return "cluster name mismatch";
+    if (protocol != kHandshakeProtocol) {
+      return Refusal{LinkError::unsupported_protocol,
+                     "peer speaks handshake protocol " + std::to_string(protocol) +
+                         ", this node " + std::to_string(kHandshakeProtocol)};
+    }
+    if (cluster != config_.cluster) return Refusal{LinkError::cluster_mismatch, "cluster name mismatch"};
     if (node == config_.node) {
-      return role_ == Role::server ? "node name already in use by this node"
-                                   : "connected to itself";
+      return role_ == Role::server
+                 ? Refusal{LinkError::name_in_use, "node name already in use by this node"}
+                 : Refusal{LinkError::self_connection, "connected to itself"};
     }
     peer_.node = std::string(node);
     std::copy(nonce.begin(), nonce.end(), peer_nonce_.begin());
@@ -143,7 +157,7 @@ class Handshake {
   // Server: the client's hello.
   std::string on_hello(deltacrdt::detail::ByteReader& r) {
     std::string_view unused;
-    if (auto why = read_identity(r, unused, false, "hello")) return refuse(*why);
+    if (auto why = read_identity(r, unused, false, "hello")) return refuse(why->code, why->reason);
     deltacrdt::detail::ByteWriter w;
     write_identity(w);
     w.bytes(mac(kServerLabel));
@@ -154,8 +168,12 @@ class Handshake {
   // Client: the server's answer and proof.
   std::string on_hello_ack(deltacrdt::detail::ByteReader& r) {
     std::string_view their_mac;
-    if (auto why = read_identity(r, their_mac, true, "hello_ack")) return refuse(*why);
-    if (!equal_mac(their_mac, mac(kServerLabel))) return refuse("authentication failed");
+    if (auto why = read_identity(r, their_mac, true, "hello_ack")) {
+      return refuse(why->code, why->reason);
+    }
+    if (!equal_mac(their_mac, mac(kServerLabel))) {
+      return refuse(LinkError::authentication_failed, "authentication failed");
+    }
     deltacrdt::detail::ByteWriter w;
     w.bytes(mac(kClientLabel));
     expect_ = FrameType::auth_ok;
@@ -165,8 +183,10 @@ class Handshake {
   // Server: the client's proof.
   std::string on_auth(deltacrdt::detail::ByteReader& r) {
     std::string_view their_mac;
-    if (!r.bytes(their_mac) || !r.done()) return refuse("malformed auth");
-    if (!equal_mac(their_mac, mac(kClientLabel))) return refuse("authentication failed");
+    if (!r.bytes(their_mac) || !r.done()) return refuse(LinkError::malformed_frame, "malformed auth");
+    if (!equal_mac(their_mac, mac(kClientLabel))) {
+      return refuse(LinkError::authentication_failed, "authentication failed");
+    }
     state_ = State::done;
     return make_frame(FrameType::auth_ok, {});
   }
@@ -213,12 +233,34 @@ class Handshake {
     return n;
   }
 
-  std::string refuse(std::string reason) {
-    failed(reason);
-    return make_frame(FrameType::refuse, reason);
+  // A refuse frame: the code (u16), then the reason's words (for the peer's log only).
+  std::string refuse(LinkError code, std::string reason) {
+    std::string payload;
+    const auto v = static_cast<std::uint16_t>(code);
+    payload.push_back(static_cast<char>(v & 0xff));
+    payload.push_back(static_cast<char>(v >> 8));
+    payload += reason;
+    failed(code, std::move(reason));
+    return make_frame(FrameType::refuse, payload);
   }
-  void failed(std::string reason) {
+  // The peer refused us. A peer of protocol 1 sends words without a code: its refusal is
+  // `refused`, with its words (at most 200 bytes of them) in the reason.
+  void on_refused(std::string_view payload) {
+    LinkError code = LinkError::refused;
+    if (payload.size() >= 2) {
+      const auto v = static_cast<std::uint16_t>(static_cast<unsigned char>(payload[0]) |
+                                                (static_cast<unsigned char>(payload[1]) << 8));
+      if (is_refusal(static_cast<LinkError>(v))) {
+        code = static_cast<LinkError>(v);
+        payload.remove_prefix(2);
+      }
+    }
+    failed(code, "refused by peer (" + std::string(to_string(code)) +
+                     "): " + std::string(payload.substr(0, 200)));
+  }
+  void failed(LinkError code, std::string reason) {
     state_ = State::failed;
+    failure_code_ = code;
     failure_ = std::move(reason);
   }
 
@@ -230,6 +272,7 @@ class Handshake {
   Nonce peer_nonce_{};
   PeerIdentity peer_;
   std::string failure_;
+  LinkError failure_code_ = LinkError::none;
 };
 
 }  // namespace deltacrdt::transport

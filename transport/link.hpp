@@ -20,9 +20,11 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -31,6 +33,7 @@
 #include "transport/asio.hpp"
 #include "transport/frame.hpp"
 #include "transport/handshake.hpp"
+#include "transport/link_error.hpp"
 #include "transport/tls.hpp"
 
 namespace deltacrdt::transport {
@@ -67,7 +70,9 @@ class Link : public std::enable_shared_from_this<Link> {
   struct Handlers {
     std::function<void(const Ptr&)> on_up;            // handshake done; peer() is set
     std::function<void(const Ptr&, Frame)> on_frame;  // any frame after the handshake
-    std::function<void(const Ptr&, const std::string& reason, bool was_up)> on_down;
+    // Why the link ended, as a code (what to act on) and in words (for the log).
+    std::function<void(const Ptr&, LinkError code, const std::string& reason, bool was_up)>
+        on_down;
   };
 
   // `socket` must be open (accepted or connected) and bound to a strand executor. With
@@ -83,11 +88,11 @@ class Link : public std::enable_shared_from_this<Link> {
   void start() {
     auto self = shared_from_this();
     asio::co_spawn(
-        strand_, [self]() { return self->reader(); }, asio::detached);
+        strand_, [self]() { return self->reader(); }, ends_link(self, "reader"));
     asio::co_spawn(
-        strand_, [self]() { return self->writer(); }, asio::detached);
+        strand_, [self]() { return self->writer(); }, ends_link(self, "writer"));
     asio::co_spawn(
-        strand_, [self]() { return self->watchdog(); }, asio::detached);
+        strand_, [self]() { return self->watchdog(); }, ends_link(self, "watchdog"));
   }
 
   // Queues a frame; false when the link is closed or its queue is full (frame dropped).
@@ -110,6 +115,7 @@ class Link : public std::enable_shared_from_this<Link> {
     asio::post(strand_, [self = shared_from_this(), r = std::move(reason)]() mutable {
       if (self->up_.load()) self->enqueue(make_frame(FrameType::goodbye, {}));
       self->closing_ = true;
+      self->close_code_ = LinkError::closed;
       self->close_reason_ = std::move(r);
       self->wake_.cancel();
     });
@@ -164,7 +170,7 @@ class Link : public std::enable_shared_from_this<Link> {
                                                  asio::as_tuple(asio::use_awaitable));
       if (ec) {
         counters_.handshakes_failed.fetch_add(1);
-        shutdown("tls handshake: " + ec.message());
+        shutdown(LinkError::tls_failed, "tls handshake: " + ec.message());
         co_return;
       }
     }
@@ -186,7 +192,11 @@ class Link : public std::enable_shared_from_this<Link> {
                                                            asio::as_tuple(asio::use_awaitable));
       }
       if (ec) {
-        shutdown(ec == asio::error::eof ? "closed by peer" : "read: " + ec.message());
+        if (ec == asio::error::eof) {
+          shutdown(LinkError::closed_by_peer, "closed by peer");
+        } else {
+          shutdown(LinkError::io_error, "read: " + ec.message());
+        }
         co_return;
       }
       last_rx_ = Clock::now();
@@ -196,7 +206,7 @@ class Link : public std::enable_shared_from_this<Link> {
         auto next = decoder_.next();
         if (!next) {
           counters_.frames_rejected.fetch_add(1);
-          shutdown("malformed frame: " + next.error().message());
+          shutdown(LinkError::malformed_frame, "malformed frame: " + next.error().message());
           co_return;
         }
         if (!*next) break;
@@ -214,6 +224,7 @@ class Link : public std::enable_shared_from_this<Link> {
       if (handshake_.state() == Handshake::State::failed) {
         counters_.handshakes_failed.fetch_add(1);
         closing_ = true;  // the writer flushes the refusal, then closes
+        close_code_ = handshake_.failure_code();
         close_reason_ = "handshake: " + handshake_.failure();
         wake_.cancel();
       } else if (handshake_.done()) {
@@ -227,7 +238,7 @@ class Link : public std::enable_shared_from_this<Link> {
       case FrameType::heartbeat:
         return;
       case FrameType::goodbye:
-        shutdown("peer said goodbye");
+        shutdown(LinkError::closed_by_peer, "peer said goodbye");
         return;
       case FrameType::hello:
       case FrameType::hello_ack:
@@ -235,7 +246,7 @@ class Link : public std::enable_shared_from_this<Link> {
       case FrameType::auth_ok:
       case FrameType::refuse:
         counters_.frames_rejected.fetch_add(1);
-        shutdown("handshake frame on an established link");
+        shutdown(LinkError::unexpected_frame, "handshake frame on an established link");
         return;
       default:
         if (handlers_.on_frame) handlers_.on_frame(shared_from_this(), std::move(f));
@@ -254,7 +265,7 @@ class Link : public std::enable_shared_from_this<Link> {
     while (!closed_.load()) {
       if (queue_.empty() || !wire_ready_) {
         if (closing_) {
-          shutdown(close_reason_);
+          shutdown(close_code_, close_reason_);
           co_return;
         }
         (void)co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -278,7 +289,7 @@ class Link : public std::enable_shared_from_this<Link> {
                                                      asio::as_tuple(asio::use_awaitable));
       }
       if (ec) {
-        shutdown("write: " + ec.message());
+        shutdown(LinkError::io_error, "write: " + ec.message());
         co_return;
       }
       queued_bytes_.fetch_sub(n);
@@ -295,18 +306,29 @@ class Link : public std::enable_shared_from_this<Link> {
       const auto now = Clock::now();
       if (!up_.load() && now - started_ > options_.handshake_timeout) {
         counters_.handshakes_failed.fetch_add(1);
-        shutdown("handshake timeout");
+        shutdown(LinkError::handshake_timeout, "handshake timeout");
         co_return;
       }
       if (up_.load() && now - last_rx_ > options_.idle_timeout) {
-        shutdown("idle timeout");
+        shutdown(LinkError::idle_timeout, "idle timeout");
         co_return;
       }
       if (up_.load()) enqueue(make_frame(FrameType::heartbeat, {}));
     }
   }
 
-  void shutdown(const std::string& reason) {
+  // Completion of one of the link's loops (on the strand): an exception that escaped it (a
+  // bug, or memory exhausted) closes the link, whose on_down then logs the reason, instead
+  // of leaving a link that no longer reads, writes or times out.
+  static std::function<void(std::exception_ptr)> ends_link(const Ptr& self, const char* loop) {
+    return [self, loop](std::exception_ptr e) {
+      if (!e) return;
+      self->shutdown(LinkError::internal_error, std::string("internal error in the link's ") +
+                                                    loop + ": " + exception_message(e));
+    };
+  }
+
+  void shutdown(LinkError code, const std::string& reason) {
     if (closed_.exchange(true)) return;
     // No TLS close_notify: the goodbye frame already ended the conversation, and a peer
     // that gets no further bytes treats the closed connection like any other.
@@ -317,7 +339,7 @@ class Link : public std::enable_shared_from_this<Link> {
     tick_.cancel();
     queue_.clear();
     queued_bytes_.store(0);
-    if (handlers_.on_down) handlers_.on_down(shared_from_this(), reason, up_.load());
+    if (handlers_.on_down) handlers_.on_down(shared_from_this(), code, reason, up_.load());
     handlers_ = {};  // drop references the owner may hold through them
   }
 
@@ -339,6 +361,7 @@ class Link : public std::enable_shared_from_this<Link> {
   std::atomic<bool> closed_{false};
   bool closing_ = false;
   std::atomic<bool> up_{false};
+  LinkError close_code_ = LinkError::closed;
   std::string close_reason_;
   std::string remote_;
   Clock::time_point last_rx_{};

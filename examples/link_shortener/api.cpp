@@ -246,6 +246,9 @@ asio::awaitable<Response> Api::metrics(const Request& req) {
   counter("members_forgotten_total", "Members learned by gossip, never reached, forgotten.",
           n.members_forgotten);
   counter("members", "Members known (linked or not).", n.members, "gauge");
+  counter("replica_type_mismatches",
+          "Namesake replicas of another CRDT type on linked nodes (never neighbours).",
+          n.replica_type_mismatches, "gauge");
   if (http_stats_) {
     const HttpServerStats h = http_stats_();
     out +=
