@@ -2,6 +2,7 @@
 // authentication, hostile connections, reconnection. Every wait is bounded.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -276,6 +277,40 @@ TEST_SUITE("cluster.node") {
     NodeOptions bad = options("n3");
     bad.membership = {nullptr};
     CHECK_THROWS_AS(Node{bad}, std::invalid_argument);
+  }
+
+  // on_diffs used to be installed after add_replica had set the replica's neighbours, and
+  // deltas that arrived in between were joined unreported. Now it comes with the replica:
+  // hundreds of replicas added to a running node each report every key they receive.
+  TEST_CASE("deltas arriving right after add_replica are all reported, every time") {
+    Node a(options("a"));
+    Node b(options("b", {a.address()}));
+    REQUIRE(eventually([&] { return b.live_members().size() == 1; }));
+    constexpr int kReplicas = 200;
+    constexpr std::size_t kKeys = 3;
+    std::mutex mu;
+    std::vector<std::size_t> reported(kReplicas, 0);
+    for (int i = 0; i < kReplicas; ++i) {
+      const std::string name = "r" + std::to_string(i);
+      auto& ra = a.add_replica<Map>(name);
+      for (std::size_t k = 0; k < kKeys; ++k) ra.put("k" + std::to_string(k), "v").get();
+      ReplicaOptions<Map> o;  // notified on b's own thread: no executor made here
+      o.on_diffs = [&mu, &reported, i](const auto& changes) {
+        std::lock_guard lock(mu);
+        reported[static_cast<std::size_t>(i)] += changes.size();
+      };
+      b.add_replica<Map>(name, o);
+    }
+    CHECK(eventually([&] {
+      std::lock_guard lock(mu);
+      return std::all_of(reported.begin(), reported.end(),
+                         [](std::size_t n) { return n >= kKeys; });
+    }, 30s));
+    {
+      std::lock_guard lock(mu);
+      CHECK(std::count(reported.begin(), reported.end(), kKeys) == kReplicas);
+    }
+    b.stop();  // no notification runs after this: `reported` and `mu` go first otherwise
   }
 
   TEST_CASE("member events report links coming up and going down") {

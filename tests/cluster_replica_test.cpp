@@ -159,12 +159,12 @@ TEST_SUITE("cluster.replica") {
   }
 
   TEST_CASE("a new replica's on_diffs reports every key of the state it catches up on, once") {
+    std::vector<KeyChange<std::string, std::string>> seen;  // outlives the cluster
     VirtualCluster<Map> cluster(1);
     Replica<Map>& a = cluster[1];
     constexpr int kKeys = 3000;
     for (int i = 0; i < kKeys; ++i) cluster.wait(a.put("k" + std::to_string(i), std::to_string(i)));
     cluster.wait(a.remove(std::string("k7")));  // gone before the newcomer arrives: not reported
-    std::vector<KeyChange<std::string, std::string>> seen;
     ReplicaOptions<Map> ob;
     ob.on_diffs = [&](const auto& changes) { seen.insert(seen.end(), changes.begin(), changes.end()); };
     cluster.add(2, ob);
@@ -210,11 +210,12 @@ TEST_SUITE("cluster.replica") {
     constexpr int kKeys = 20;
     int complete = 0;
     for (int it = 0; it < kIterations; ++it) {
+      // Declared before the cluster: a notification may still run while it shuts down.
+      std::mutex mu;
+      std::size_t seen = 0;
       LocalCluster<Map> cluster(1);
       Replica<Map>& a = cluster[1];
       for (int i = 0; i < kKeys; ++i) a.put("k" + std::to_string(i), std::string("v")).get();
-      std::mutex mu;
-      std::size_t seen = 0;
       ReplicaOptions<Map> ob;
       ob.on_diffs = [&](const auto& changes) {
         std::lock_guard lock(mu);
