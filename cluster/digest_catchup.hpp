@@ -41,13 +41,6 @@ inline constexpr unsigned kMaxDirtyRounds = 8;
 // Widest first level (2^16 digests of 8 bytes).
 inline constexpr unsigned kMaxFirstLevel = 16;
 
-// The receiver's answer in a digest_reply (SyncMessage::last).
-enum class DigestReply : std::uint64_t {
-  ok = 0,
-  want_whole_state = 1,  // the receiver holds nothing: a whole-state transfer is cheaper
-  unknown_transfer = 2,  // the receiver lost this transfer (it restarted): start again
-};
-
 // Entries of a state sorted by key hash, with prefix sums so the digest of any bucket costs
 // two binary searches.
 struct HashSummary {
@@ -142,7 +135,7 @@ class DigestSender {
     write_list(w, std::vector<std::uint64_t>{});
     write_list(w, std::vector<std::uint64_t>{});
     w.bytes({});
-    enqueue(Kind::probe, message(SyncMessage::Kind::digest_offer, 0, w.take()), 0, {}, 0);
+    enqueue(Kind::probe, w.take(), 0, {}, 0);
     pump(out);
   }
 
@@ -153,13 +146,13 @@ class DigestSender {
     for (const auto& [rid, r] : outstanding_) out.push_back(r.msg);
   }
 
-  Outcome on_reply(Time now, const SyncMessage& m, const SnapshotFn& take_snapshot,
+  Outcome on_reply(Time now, const DigestAnswer& m, const SnapshotFn& take_snapshot,
                    std::vector<SyncMessage>& out, SyncMetrics& metrics) {
-    auto it = outstanding_.find(m.first);
+    auto it = outstanding_.find(m.request);
     if (it == outstanding_.end()) return Outcome::running;  // a duplicate answer
-    const auto status = static_cast<DigestReply>(m.last);
-    if (status == DigestReply::unknown_transfer) return Outcome::restart;
-    if (status == DigestReply::want_whole_state) return Outcome::whole_state;
+    const DigestStatus status = m.status;
+    if (status == DigestStatus::unknown_transfer) return Outcome::restart;
+    if (status == DigestStatus::want_whole_state) return Outcome::whole_state;
     Request req = std::move(it->second);
     outstanding_.erase(it);
     last_progress_ = now;
@@ -194,13 +187,13 @@ class DigestSender {
     }
     if (!to_ship_.empty() && !ship()) return Outcome::whole_state;
     if (outstanding_.empty() && queue_.empty()) {
-      enqueue(Kind::done, message(SyncMessage::Kind::digest_done, 0, {}), 0, {}, 0);
+      enqueue(Kind::done, {}, 0, {}, 0);
     }
     const std::size_t before = out.size();
     pump(out);
     for (std::size_t i = before; i < out.size(); ++i) {
       ++metrics.catchup_chunks_sent;
-      metrics.catchup_bytes_sent += out[i].payload.size();
+      metrics.catchup_bytes_sent += payload_size(out[i]);
     }
     return Outcome::running;
   }
@@ -209,26 +202,31 @@ class DigestSender {
   enum class Kind : std::uint8_t { probe, offer, chunk, done };
   struct Request {
     Kind kind = Kind::probe;
+    std::uint64_t id = 0;  // the request number its answer repeats
     SyncMessage msg;
     unsigned level = 0;  // of the offered buckets
     std::vector<std::uint64_t> parents;
     unsigned child_bits = 0;
   };
 
-  SyncMessage message(SyncMessage::Kind kind, unsigned level, std::string payload) const {
-    SyncMessage m;
-    m.kind = kind;
-    m.transfer = id_;
-    m.last = level;
-    m.seq = snap_ ? snap_->seq : 0;
-    m.payload = std::move(payload);
-    return m;
-  }
-
-  void enqueue(Kind kind, SyncMessage m, unsigned level, std::vector<std::uint64_t> parents,
+  // Builds request number next_request_ of this catch-up and queues it.
+  void enqueue(Kind kind, std::string payload, unsigned level, std::vector<std::uint64_t> parents,
                unsigned child_bits) {
-    m.first = next_request_++;
-    queue_.push_back(Request{kind, std::move(m), level, std::move(parents), child_bits});
+    const std::uint64_t rid = next_request_++;
+    SyncMessage m;
+    switch (kind) {
+      case Kind::probe:
+      case Kind::offer:
+        m = DigestOffer{id_, rid, level, std::move(payload)};
+        break;
+      case Kind::chunk:
+        m = BucketChunk{id_, rid, std::move(payload)};
+        break;
+      case Kind::done:
+        m = DigestDone{id_, rid};
+        break;
+    }
+    queue_.push_back(Request{kind, rid, std::move(m), level, std::move(parents), child_bits});
   }
 
   void pump(std::vector<SyncMessage>& out) {
@@ -237,7 +235,7 @@ class DigestSender {
       Request req = std::move(queue_.front());
       queue_.pop_front();
       out.push_back(req.msg);
-      const std::uint64_t rid = req.msg.first;
+      const std::uint64_t rid = req.id;
       outstanding_.emplace(rid, std::move(req));
     }
   }
@@ -271,8 +269,7 @@ class DigestSender {
     std::vector<std::uint64_t> parents{0};
     // (The payload is built before `parents` is moved into the request.)
     std::string payload = offer_payload(0, parents, level, true);
-    enqueue(Kind::offer, message(SyncMessage::Kind::digest_offer, level, std::move(payload)), level,
-            std::move(parents), level);
+    enqueue(Kind::offer, std::move(payload), level, std::move(parents), level);
     return true;
   }
 
@@ -304,8 +301,7 @@ class DigestSender {
           expand.begin() + static_cast<std::ptrdiff_t>(std::min(expand.size(), at + max_parents)));
       const unsigned level = req.level + kDigestFanoutBits;
       std::string payload = offer_payload(req.level, parents, kDigestFanoutBits, false);
-      enqueue(Kind::offer, message(SyncMessage::Kind::digest_offer, level, std::move(payload)),
-              level, std::move(parents), kDigestFanoutBits);
+      enqueue(Kind::offer, std::move(payload), level, std::move(parents), kDigestFanoutBits);
     }
     return true;
   }
@@ -345,8 +341,7 @@ class DigestSender {
     std::string payload = w.take();
     payload += encode(snap_->state.extract_entries(indices));
     if (payload.size() <= options_.max_sync_bytes) {
-      enqueue(Kind::chunk, message(SyncMessage::Kind::bucket_chunk, 0, std::move(payload)), 0, {},
-              0);
+      enqueue(Kind::chunk, std::move(payload), 0, {}, 0);
       return true;
     }
     if (ranges.size() > 1) {
@@ -382,7 +377,7 @@ class DigestReceiver {
 
   // Answers an offer (or the probe) into `reply`. False when the payload is malformed (it
   // is dropped unanswered and the sender retransmits).
-  bool on_offer(const T& state, const SyncMessage& m, SyncMessage& reply) {
+  bool on_offer(const T& state, const DigestOffer& m, DigestAnswer& reply) {
     ByteReader r(m.payload);
     std::uint64_t seed = 0, parent_level = 0;
     std::vector<std::uint64_t> parents;
@@ -392,12 +387,12 @@ class DigestReceiver {
         !r.bytes(context) || !r.done()) {
       return false;
     }
-    reply = answer(m, DigestReply::ok);
+    reply = answer(m.transfer, m.request);
     if (parents.empty()) {  // the probe
-      if (state.is_bottom()) reply.last = static_cast<std::uint64_t>(DigestReply::want_whole_state);
+      if (state.is_bottom()) reply.status = DigestStatus::want_whole_state;
       return true;
     }
-    const std::uint64_t level = m.last;
+    const std::uint64_t level = m.level;
     if (level > kMaxBucketLevel || level <= parent_level || level - parent_level > kMaxFirstLevel ||
         digests.size() != parents.size() << (level - parent_level)) {
       return false;
@@ -414,7 +409,7 @@ class DigestReceiver {
       seed_ = seed;
     }
     if (!summary_ || seed != seed_) {
-      reply.last = static_cast<std::uint64_t>(DigestReply::unknown_transfer);
+      reply.status = DigestStatus::unknown_transfer;
       return true;
     }
     std::vector<std::uint32_t> differing;
@@ -432,12 +427,12 @@ class DigestReceiver {
   // A chunk: the delta that applies it (to be joined by the caller) and the ack in `reply`.
   // Nullopt with `malformed` set for a payload that fails to decode; nullopt alone when this
   // transfer is unknown here (reply says so).
-  std::optional<T> on_chunk(const T& state, const SyncMessage& m, SyncMessage& reply,
+  std::optional<T> on_chunk(const T& state, const BucketChunk& m, DigestAnswer& reply,
                             bool& malformed) {
     malformed = false;
-    reply = answer(m, DigestReply::ok);
+    reply = answer(m.transfer, m.request);
     if (!summary_) {
-      reply.last = static_cast<std::uint64_t>(DigestReply::unknown_transfer);
+      reply.status = DigestStatus::unknown_transfer;
       return std::nullopt;
     }
     ByteReader r(m.payload);
@@ -481,11 +476,11 @@ class DigestReceiver {
   // Everything that differed was sent. If no key changed meanwhile in a way the sender's
   // context could misjudge, returns the context delta to join (the catch-up is complete);
   // otherwise lists those keys in `reply` for another round.
-  std::optional<T> on_done(const T& state, const SyncMessage& m, SyncMessage& reply,
+  std::optional<T> on_done(const T& state, const DigestDone& m, DigestAnswer& reply,
                            std::size_t max_bytes) {
-    reply = answer(m, DigestReply::ok);
+    reply = answer(m.transfer, m.request);
     if (!summary_) {
-      reply.last = static_cast<std::uint64_t>(DigestReply::unknown_transfer);
+      reply.status = DigestStatus::unknown_transfer;
       return std::nullopt;
     }
     ByteWriter w;
@@ -511,13 +506,8 @@ class DigestReceiver {
   }
 
  private:
-  SyncMessage answer(const SyncMessage& m, DigestReply status) const {
-    SyncMessage reply;
-    reply.kind = SyncMessage::Kind::digest_reply;
-    reply.transfer = m.transfer;
-    reply.first = m.first;
-    reply.last = static_cast<std::uint64_t>(status);
-    return reply;
+  static DigestAnswer answer(std::uint64_t transfer, std::uint64_t request) {
+    return DigestAnswer{transfer, request, DigestStatus::ok, {}};
   }
 
   std::uint64_t id_;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "cluster/sync_message.hpp"
 #include "crdt/dot.hpp"
 
 namespace deltacrdt {
@@ -57,43 +58,6 @@ struct SyncOptions {
   // that cannot provide the basis): encoded on the replica's strand, which pauses writers
   // for the encoding (about 0.2 s per million keys) but needs no second copy.
   bool snapshot_off_strand = true;
-};
-
-// One protocol message. `kind` selects which fields are meaningful.
-struct SyncMessage {
-  enum class Kind : std::uint8_t {
-    // Deltas with sequence numbers [first, last) of the sender, joined into one payload.
-    delta = 1,
-    // Receiver of `delta` acknowledges [first, last).
-    delta_ack = 2,
-    // Chunk `first` of `last` chunks of a state transfer; `transfer` names the transfer and
-    // `seq` is the sender's sequence number when its state was captured.
-    state_chunk = 3,
-    // Receiver holds chunks [0, first) of transfer `transfer`. With `last` = 1 it declines
-    // the transfer for now (it is receiving another peer's whole state): the sender drops
-    // the transfer and catches up later. (Senders that predate this ignore such an ack.)
-    state_ack = 4,
-    // Digest catch-up (docs/protocol.md). `transfer` names it, `first` numbers the request
-    // (answered by a digest_reply with the same `first`), `seq` is the snapshot's sequence
-    // number. An offer carries bucket digests at depth `last` (none: the probe).
-    digest_offer = 5,
-    // The entries of some key-hash ranges of the sender's snapshot.
-    bucket_chunk = 6,
-    // Every differing range was sent: join the sender's context, or name keys changed since.
-    digest_done = 7,
-    // Answer to request `first`; `last` is a status (0 ok), the payload a list.
-    digest_reply = 8,
-  };
-
-  Kind kind = Kind::delta;
-  std::uint64_t first = 0;
-  std::uint64_t last = 0;
-  std::uint64_t transfer = 0;
-  std::uint64_t seq = 0;
-  std::string payload;
-
-  // Bytes this message occupies on the wire before transport framing.
-  std::size_t wire_size() const { return 1 + 4 * 8 + 8 + payload.size(); }
 };
 
 // Counters a replica exposes (monotone unless noted).

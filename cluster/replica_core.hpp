@@ -151,28 +151,27 @@ class ReplicaCore {
   }
 
   void receive(Time now, PeerId from, const SyncMessage& m) {
-    switch (m.kind) {
-      case SyncMessage::Kind::delta:
-        on_delta(from, m);
-        break;
-      case SyncMessage::Kind::delta_ack:
-        on_delta_ack(now, from, m);
-        break;
-      case SyncMessage::Kind::state_chunk:
-        on_state_chunk(now, from, m);
-        break;
-      case SyncMessage::Kind::state_ack:
-        on_state_ack(now, from, m);
-        break;
-      case SyncMessage::Kind::digest_offer:
-      case SyncMessage::Kind::bucket_chunk:
-      case SyncMessage::Kind::digest_done:
-        if constexpr (BucketedCrdt<T>) on_digest_request(now, from, m);
-        break;
-      case SyncMessage::Kind::digest_reply:
-        if constexpr (BucketedCrdt<T>) on_digest_reply(now, from, m);
-        break;
-    }
+    std::visit(
+        [&](const auto& x) {
+          using M = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<M, DeltaBatch>) {
+            on_delta(from, x);
+          } else if constexpr (std::is_same_v<M, DeltaAck>) {
+            on_delta_ack(now, from, x);
+          } else if constexpr (std::is_same_v<M, StateChunk>) {
+            on_state_chunk(now, from, x);
+          } else if constexpr (std::is_same_v<M, StateAck>) {
+            on_state_ack(now, from, x);
+          } else if constexpr (!BucketedCrdt<T>) {
+            // Digest catch-up needs key buckets; a type without them never starts one, and
+            // ignores a peer's.
+          } else if constexpr (std::is_same_v<M, DigestAnswer>) {
+            on_digest_answer(now, from, x);
+          } else {
+            on_digest_request(now, from, x);
+          }
+        },
+        m);
   }
 
   // Sends what is due: pushes of recent local writes, and on every sync_interval the
@@ -329,9 +328,6 @@ class ReplicaCore {
     ++in.have;
   }
 
-  // A state_ack's `last` when the receiver declines the transfer for now.
-  static constexpr std::uint64_t kTransferDeclined = 1;
-
   // Whether a whole-state transfer from a peer other than `from` is under way here (a chunk
   // arrived recently; one whose sender went silent stops counting).
   bool whole_state_arriving(Time now, PeerId from) const {
@@ -429,11 +425,7 @@ class ReplicaCore {
         ++slots;
       }
       if (slots == 0) break;  // only j's own deltas remain; its next ack skips them
-      SyncMessage m;
-      m.kind = SyncMessage::Kind::delta;
-      m.first = first;
-      m.last = l;
-      m.payload = slots == 1 ? encode(*single) : encode(group);
+      DeltaBatch m{first, l, slots == 1 ? encode(*single) : encode(group)};
       ++metrics_.deltas_sent;
       metrics_.delta_bytes_sent += m.payload.size();
       send(j, std::move(m));
@@ -441,7 +433,7 @@ class ReplicaCore {
     n.sent_upto = seq_;
   }
 
-  void on_delta(PeerId from, const SyncMessage& m) {
+  void on_delta(PeerId from, const DeltaBatch& m) {
     Result<T> d = decode<T>(m.payload);
     if (!d) {
       ++metrics_.payloads_rejected;  // unacknowledged: the sender retransmits
@@ -451,11 +443,7 @@ class ReplicaCore {
     metrics_.delta_bytes_received += m.payload.size();
     // Persisted before acknowledged: an ack never covers what a crash could take back.
     if (!absorb(std::move(*d), from, m.payload.size(), m.payload) || !sync_storage()) return;
-    SyncMessage ack;
-    ack.kind = SyncMessage::Kind::delta_ack;
-    ack.first = m.first;
-    ack.last = m.last;
-    send(from, std::move(ack));
+    send(from, DeltaAck{m.first, m.last});
   }
 
   // RR: only the part of d that the state lacks enters the state and the buffer.
@@ -548,7 +536,7 @@ class ReplicaCore {
 
   // Acks advance A[j] only contiguously: an ack for a later batch whose predecessor was
   // lost must not let the sender skip the lost one.
-  void on_delta_ack(Time now, PeerId from, const SyncMessage& m) {
+  void on_delta_ack(Time now, PeerId from, const DeltaAck& m) {
     auto it = neighbours_.find(from);
     if (it == neighbours_.end()) return;
     Neighbour& n = it->second;
@@ -608,27 +596,22 @@ class ReplicaCore {
     Transfer& t = *n.transfer;
     const std::size_t chunk = std::max<std::size_t>(1, options_.max_sync_bytes);
     while (t.sent < t.chunks && t.sent < t.acked + options_.transfer_window) {
-      SyncMessage m;
-      m.kind = SyncMessage::Kind::state_chunk;
-      m.first = t.sent;
-      m.last = t.chunks;
-      m.transfer = t.id;
-      m.seq = t.seq;
       const std::size_t at = static_cast<std::size_t>(t.sent) * chunk;
-      m.payload = t.bytes->substr(at, std::min(chunk, t.bytes->size() - at));
+      StateChunk m{t.id, t.sent, t.chunks, t.seq,
+                   t.bytes->substr(at, std::min(chunk, t.bytes->size() - at))};
       ++metrics_.catchup_chunks_sent;
-      metrics_.catchup_bytes_sent += m.payload.size();
+      metrics_.catchup_bytes_sent += m.bytes.size();
       send(j, std::move(m));
       ++t.sent;
     }
   }
 
-  void on_state_ack(Time now, PeerId from, const SyncMessage& m) {
+  void on_state_ack(Time now, PeerId from, const StateAck& m) {
     auto it = neighbours_.find(from);
     if (it == neighbours_.end() || !it->second.transfer) return;
     Neighbour& n = it->second;
     Transfer& t = *n.transfer;
-    if (m.last == kTransferDeclined) {
+    if (m.declined) {
       // j is receiving another whole state: try again later, by digests where possible.
       if (m.transfer == t.id) {
         n.transfer.reset();
@@ -637,14 +620,14 @@ class ReplicaCore {
       }
       return;
     }
-    if (m.transfer != t.id || m.first == t.acked) return;
+    if (m.transfer != t.id || m.have == t.acked) return;
     // An ack of no chunk at all, below what j confirmed before, means j lost its partial
     // copy (it restarted): rewind. Any other lower ack is a late one, reordered behind a
     // later ack, and is ignored: rewinding on those fed on itself, as the resent window's
     // duplicate acks arrived out of order in turn (a storm of retransmissions).
-    if (m.first < t.acked && m.first != 0) return;
-    const bool lost = m.first < t.acked;
-    t.acked = std::min(m.first, t.chunks);
+    if (m.have < t.acked && m.have != 0) return;
+    const bool lost = m.have < t.acked;
+    t.acked = std::min(m.have, t.chunks);
     t.sent = lost ? t.acked : std::max(t.sent, t.acked);
     n.last_progress = now;
     if (t.acked < t.chunks) {
@@ -662,16 +645,16 @@ class ReplicaCore {
   // Chunks are taken in order only (a gap waits for the sender's retransmission). The
   // state is joined only once complete: a partial state must never be joined with the
   // sender's whole causal context.
-  void on_state_chunk(Time now, PeerId from, const SyncMessage& m) {
+  void on_state_chunk(Time now, PeerId from, const StateChunk& m) {
     auto found = incoming_.find(from);
     if (found == incoming_.end() || found->second.id != m.transfer) {
       if (completed_.contains(from) && completed_[from] == m.transfer) {
-        send_state_ack(from, m.transfer, m.last);  // a late duplicate of a finished transfer
+        send_state_ack(from, m.transfer, m.chunks);  // a late duplicate of a finished transfer
         incoming_.erase(from);
         return;
       }
       // Every chunk holds at least one byte: a count beyond the byte bound is a lie.
-      if (m.last == 0 || m.last > options_.max_incoming_transfer_bytes) {
+      if (m.chunks == 0 || m.chunks > options_.max_incoming_transfer_bytes) {
         ++metrics_.payloads_rejected;
         return;
       }
@@ -680,22 +663,18 @@ class ReplicaCore {
         // decode, and add nothing once the first is in. The sender catches up later (by
         // digests, which find little to send by then).
         ++metrics_.catchups_declined;
-        SyncMessage decline;
-        decline.kind = SyncMessage::Kind::state_ack;
-        decline.transfer = m.transfer;
-        decline.last = kTransferDeclined;
-        send(from, std::move(decline));
+        send(from, StateAck{m.transfer, 0, /*declined=*/true});
         return;
       }
       Incoming fresh;
       fresh.id = m.transfer;
       fresh.seq = m.seq;
-      fresh.chunks = m.last;
+      fresh.chunks = m.chunks;
       found = incoming_.insert_or_assign(from, std::move(fresh)).first;
     }
     Incoming& in = found->second;
     in.last_seen = now;
-    if (held_bytes(in) + m.payload.size() > options_.max_incoming_transfer_bytes) {
+    if (held_bytes(in) + m.bytes.size() > options_.max_incoming_transfer_bytes) {
       // Larger than this replica accepts: forget it (the sender's retransmissions start a
       // new one, which ends the same way; raise the bound if the state is legitimately that
       // large).
@@ -703,16 +682,16 @@ class ReplicaCore {
       incoming_.erase(found);
       return;
     }
-    if (m.last == in.chunks && m.first >= in.have) {
-      if (m.first == in.have) {
-        take_chunk(in, m.payload);
+    if (m.chunks == in.chunks && m.index >= in.have) {
+      if (m.index == in.have) {
+        take_chunk(in, m.bytes);
         // Chunks that overtook this one on the way are taken now, in order.
         for (auto it = in.ahead.find(in.have); it != in.ahead.end(); it = in.ahead.find(in.have)) {
           take_chunk(in, it->second);
           in.ahead.erase(it);
         }
-      } else if (m.first - in.have < kChunksHeldAhead) {
-        in.ahead.try_emplace(m.first, m.payload);
+      } else if (m.index - in.have < kChunksHeldAhead) {
+        in.ahead.try_emplace(m.index, m.bytes);
       }
     }
     if (in.have < in.chunks) {
@@ -744,11 +723,7 @@ class ReplicaCore {
   }
 
   void send_state_ack(PeerId to, std::uint64_t transfer, std::uint64_t have) {
-    SyncMessage ack;
-    ack.kind = SyncMessage::Kind::state_ack;
-    ack.transfer = transfer;
-    ack.first = have;
-    send(to, std::move(ack));
+    send(to, StateAck{transfer, have, /*declined=*/false});
   }
 
   // The log replays slowly and grows without bound: fold it into a snapshot. (A failure
@@ -800,7 +775,7 @@ class ReplicaCore {
     return digest_snapshot_;
   }
 
-  void on_digest_reply(Time now, PeerId from, const SyncMessage& m) requires BucketedCrdt<T> {
+  void on_digest_answer(Time now, PeerId from, const DigestAnswer& m) requires BucketedCrdt<T> {
     auto it = neighbours_.find(from);
     if (it == neighbours_.end() || !it->second.digest || it->second.digest->id() != m.transfer) {
       return;
@@ -834,20 +809,18 @@ class ReplicaCore {
     }
   }
 
-  void on_digest_request(Time now, PeerId from, const SyncMessage& m) requires BucketedCrdt<T> {
+  // A DigestOffer, BucketChunk or DigestDone of catch-up m.transfer.
+  template <class M>
+  void on_digest_request(Time now, PeerId from, const M& m) requires BucketedCrdt<T> {
     auto it = digest_in_.find(from);
     if (it == digest_in_.end() || it->second.rx.id() != m.transfer) {
-      if (m.kind != SyncMessage::Kind::digest_offer) {
+      if constexpr (!std::is_same_v<M, DigestOffer>) {
         // Not a catch-up in progress here: one already completed (a late duplicate), or one
         // lost when this replica restarted (the sender starts again).
         const bool finished =
             digest_completed_.contains(from) && digest_completed_[from] == m.transfer;
-        SyncMessage reply;
-        reply.kind = SyncMessage::Kind::digest_reply;
-        reply.transfer = m.transfer;
-        reply.first = m.first;
-        reply.last = static_cast<std::uint64_t>(finished ? detail::DigestReply::ok
-                                                         : detail::DigestReply::unknown_transfer);
+        DigestAnswer reply{m.transfer, m.request,
+                           finished ? DigestStatus::ok : DigestStatus::unknown_transfer, {}};
         if (finished) {
           detail::ByteWriter w;
           detail::write_list(w, std::vector<std::uint64_t>{});
@@ -855,51 +828,46 @@ class ReplicaCore {
         }
         send(from, std::move(reply));
         return;
+      } else {
+        if (state_.is_bottom() && whole_state_arriving(now, from)) {
+          // Holding nothing, the answer would ask for a second whole state: stay silent
+          // until the one arriving is in (the sender asks again).
+          return;
+        }
+        it = digest_in_
+                 .insert_or_assign(from,
+                                   DigestIncoming{detail::DigestReceiver<T>(m.transfer), now})
+                 .first;
       }
-      if (state_.is_bottom() && whole_state_arriving(now, from)) {
-        // Holding nothing, the answer would ask for a second whole state: stay silent
-        // until the one arriving is in (the sender asks again).
-        return;
-      }
-      it = digest_in_
-               .insert_or_assign(from, DigestIncoming{detail::DigestReceiver<T>(m.transfer), now})
-               .first;
     }
     detail::DigestReceiver<T>& rx = it->second.rx;
     it->second.last_seen = now;
-    SyncMessage reply;
-    switch (m.kind) {
-      case SyncMessage::Kind::digest_offer:
-        if (!rx.on_offer(state_, m, reply)) {
-          ++metrics_.payloads_rejected;
-          return;
-        }
-        break;
-      case SyncMessage::Kind::bucket_chunk: {
-        bool malformed = false;
-        std::optional<T> delta = rx.on_chunk(state_, m, reply, malformed);
-        if (malformed) {
-          ++metrics_.payloads_rejected;  // unanswered: the sender retransmits
-          return;
-        }
-        if (delta &&
-            (!absorb(std::move(*delta), from, m.payload.size(), {}, &rx) || !sync_storage())) {
-          return;  // not durable: unanswered, the sender retransmits
-        }
-        break;
-      }
-      case SyncMessage::Kind::digest_done: {
-        std::optional<T> last = rx.on_done(state_, m, reply, options_.max_sync_bytes);
-        if (last) {
-          if (!absorb(std::move(*last), from, 0, {}, &rx) || !sync_storage()) return;
-          digest_in_.erase(from);
-          digest_completed_[from] = m.transfer;
-          ++metrics_.catchups_completed;
-        }
-        break;
-      }
-      default:
+    DigestAnswer reply;
+    if constexpr (std::is_same_v<M, DigestOffer>) {
+      if (!rx.on_offer(state_, m, reply)) {
+        ++metrics_.payloads_rejected;
         return;
+      }
+    } else if constexpr (std::is_same_v<M, BucketChunk>) {
+      bool malformed = false;
+      std::optional<T> delta = rx.on_chunk(state_, m, reply, malformed);
+      if (malformed) {
+        ++metrics_.payloads_rejected;  // unanswered: the sender retransmits
+        return;
+      }
+      if (delta &&
+          (!absorb(std::move(*delta), from, m.payload.size(), {}, &rx) || !sync_storage())) {
+        return;  // not durable: unanswered, the sender retransmits
+      }
+    } else {
+      static_assert(std::is_same_v<M, DigestDone>);
+      std::optional<T> last = rx.on_done(state_, m, reply, options_.max_sync_bytes);
+      if (last) {
+        if (!absorb(std::move(*last), from, 0, {}, &rx) || !sync_storage()) return;
+        digest_in_.erase(from);
+        digest_completed_[from] = m.transfer;
+        ++metrics_.catchups_completed;
+      }
     }
     send(from, std::move(reply));
   }

@@ -164,7 +164,7 @@ class SimNetwork {
   std::uint64_t messages_sent() const { return messages_sent_; }
   std::uint64_t bytes_sent() const { return bytes_sent_; }
   // Bytes sent in messages of one kind (all replicas, both directions).
-  std::uint64_t bytes_sent(SyncMessage::Kind kind) const {
+  std::uint64_t bytes_sent(SyncKind kind) const {
     auto it = bytes_by_kind_.find(kind);
     return it == bytes_by_kind_.end() ? 0 : it->second;
   }
@@ -207,9 +207,9 @@ class SimNetwork {
     Node& n = nodes_.at(id);
     for (auto& out : n.core->take_outbox()) {
       ++messages_sent_;
-      bytes_sent_ += out.msg.wire_size();
-      bytes_by_kind_[out.msg.kind] += out.msg.wire_size();
-      largest_message_ = std::max(largest_message_, out.msg.wire_size());
+      bytes_sent_ += wire_size(out.msg);
+      bytes_by_kind_[kind_of(out.msg)] += wire_size(out.msg);
+      largest_message_ = std::max(largest_message_, wire_size(out.msg));
       if (partitioned(id, out.to) || chance(faults_.drop)) continue;
       const int copies = chance(faults_.duplicate) ? 2 : 1;
       for (int c = 0; c < copies; ++c) {
@@ -239,7 +239,7 @@ class SimNetwork {
   T written_;
   std::uint64_t messages_sent_ = 0;
   std::uint64_t bytes_sent_ = 0;
-  std::map<SyncMessage::Kind, std::uint64_t> bytes_by_kind_;
+  std::map<SyncKind, std::uint64_t> bytes_by_kind_;
   std::size_t largest_message_ = 0;
 };
 

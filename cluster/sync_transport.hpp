@@ -52,7 +52,7 @@ class LocalTransport final : public SyncTransport {
       if (it == receivers_.end()) return;
       r = it->second;
     }
-    bytes_ += msg.wire_size();
+    bytes_ += wire_size(msg);
     r(from, std::move(msg));  // receivers post onto their own strand
   }
 

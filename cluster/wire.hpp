@@ -8,7 +8,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "cluster/protocol.hpp"
@@ -26,36 +28,144 @@ struct SyncEnvelope {
   SyncMessage msg;
 };
 
+// Layout (docs/wire-format.md): the replica name, the two ids, a kind byte (SyncKind), then
+// that kind's fields in declaration order; strings are length-prefixed and bools one byte.
 inline std::string encode_sync(std::string_view replica, PeerId from, PeerId to,
                                const SyncMessage& m) {
   detail::ByteWriter w;
   w.bytes(replica);
   w.u64(from);
   w.u64(to);
-  w.u64(static_cast<std::uint64_t>(m.kind));
-  w.u64(m.first);
-  w.u64(m.last);
-  w.u64(m.transfer);
-  w.u64(m.seq);
-  w.bytes(m.payload);
+  w.u8(static_cast<std::uint8_t>(kind_of(m)));
+  std::visit(
+      [&w](const auto& x) {
+        using M = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<M, DeltaBatch>) {
+          w.u64(x.first);
+          w.u64(x.last);
+          w.bytes(x.payload);
+        } else if constexpr (std::is_same_v<M, DeltaAck>) {
+          w.u64(x.first);
+          w.u64(x.last);
+        } else if constexpr (std::is_same_v<M, StateChunk>) {
+          w.u64(x.transfer);
+          w.u64(x.index);
+          w.u64(x.chunks);
+          w.u64(x.seq);
+          w.bytes(x.bytes);
+        } else if constexpr (std::is_same_v<M, StateAck>) {
+          w.u64(x.transfer);
+          w.u64(x.have);
+          w.u8(x.declined ? 1 : 0);
+        } else if constexpr (std::is_same_v<M, DigestOffer>) {
+          w.u64(x.transfer);
+          w.u64(x.request);
+          w.u64(x.level);
+          w.bytes(x.payload);
+        } else if constexpr (std::is_same_v<M, BucketChunk>) {
+          w.u64(x.transfer);
+          w.u64(x.request);
+          w.bytes(x.payload);
+        } else if constexpr (std::is_same_v<M, DigestDone>) {
+          w.u64(x.transfer);
+          w.u64(x.request);
+        } else {
+          static_assert(std::is_same_v<M, DigestAnswer>);
+          w.u64(x.transfer);
+          w.u64(x.request);
+          w.u8(static_cast<std::uint8_t>(x.status));
+          w.bytes(x.payload);
+        }
+      },
+      m);
   return w.take();
 }
 
-inline bool known_sync_kind(std::uint64_t k) { return k >= 1 && k <= 8; }
+inline bool read_string(detail::ByteReader& r, std::string& out) {
+  std::string_view v;
+  if (!r.bytes(v)) return false;
+  out = std::string(v);
+  return true;
+}
+
+// The fields of one kind; false when they are short, out of range or followed by more.
+inline bool read_sync_fields(detail::ByteReader& r, std::uint8_t kind, SyncMessage& out) {
+  switch (static_cast<SyncKind>(kind)) {
+    case SyncKind::delta: {
+      DeltaBatch m;
+      if (!r.u64(m.first) || !r.u64(m.last) || !read_string(r, m.payload)) return false;
+      out = std::move(m);
+      return true;
+    }
+    case SyncKind::delta_ack: {
+      DeltaAck m;
+      if (!r.u64(m.first) || !r.u64(m.last)) return false;
+      out = m;
+      return true;
+    }
+    case SyncKind::state_chunk: {
+      StateChunk m;
+      if (!r.u64(m.transfer) || !r.u64(m.index) || !r.u64(m.chunks) || !r.u64(m.seq) ||
+          !read_string(r, m.bytes)) {
+        return false;
+      }
+      out = std::move(m);
+      return true;
+    }
+    case SyncKind::state_ack: {
+      StateAck m;
+      std::uint8_t declined = 0;
+      if (!r.u64(m.transfer) || !r.u64(m.have) || !r.u8(declined) || declined > 1) return false;
+      m.declined = declined == 1;
+      out = m;
+      return true;
+    }
+    case SyncKind::digest_offer: {
+      DigestOffer m;
+      if (!r.u64(m.transfer) || !r.u64(m.request) || !r.u64(m.level) ||
+          !read_string(r, m.payload)) {
+        return false;
+      }
+      out = std::move(m);
+      return true;
+    }
+    case SyncKind::bucket_chunk: {
+      BucketChunk m;
+      if (!r.u64(m.transfer) || !r.u64(m.request) || !read_string(r, m.payload)) return false;
+      out = std::move(m);
+      return true;
+    }
+    case SyncKind::digest_done: {
+      DigestDone m;
+      if (!r.u64(m.transfer) || !r.u64(m.request)) return false;
+      out = m;
+      return true;
+    }
+    case SyncKind::digest_answer: {
+      DigestAnswer m;
+      std::uint8_t status = 0;
+      if (!r.u64(m.transfer) || !r.u64(m.request) || !r.u8(status) ||
+          status > kLastDigestStatus || !read_string(r, m.payload)) {
+        return false;
+      }
+      m.status = static_cast<DigestStatus>(status);
+      out = std::move(m);
+      return true;
+    }
+  }
+  return false;  // an unknown kind
+}
 
 inline std::optional<SyncEnvelope> decode_sync(std::string_view bytes) {
   detail::ByteReader r(bytes);
   SyncEnvelope e;
-  std::string_view name, payload;
-  std::uint64_t kind = 0;
-  if (!r.bytes(name) || name.size() > kMaxName || !r.u64(e.from) || !r.u64(e.to) || !r.u64(kind) ||
-      !known_sync_kind(kind) || !r.u64(e.msg.first) || !r.u64(e.msg.last) ||
-      !r.u64(e.msg.transfer) || !r.u64(e.msg.seq) || !r.bytes(payload) || !r.done()) {
+  std::string_view name;
+  std::uint8_t kind = 0;
+  if (!r.bytes(name) || name.size() > kMaxName || !r.u64(e.from) || !r.u64(e.to) ||
+      !r.u8(kind) || !read_sync_fields(r, kind, e.msg) || !r.done()) {
     return std::nullopt;
   }
   e.replica = std::string(name);
-  e.msg.kind = static_cast<SyncMessage::Kind>(kind);
-  e.msg.payload = std::string(payload);
   return e;
 }
 

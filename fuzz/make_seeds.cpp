@@ -170,14 +170,20 @@ void frame_corpus() {
 // ---- wire ----
 
 void wire_corpus() {
-  SyncMessage m;
-  m.kind = SyncMessage::Kind::state_chunk;
-  m.first = 3;
-  m.last = 9;
-  m.transfer = 77;
-  m.seq = 12;
-  m.payload = "chunk-bytes";
-  seed("wire", "sync", FuzzWriter().u8(0).bytes(wire::encode_sync("links", 5, 6, m)).str());
+  const SyncMessage messages[] = {
+      DeltaBatch{4, 6, "delta-bytes"},
+      DeltaAck{4, 6},
+      StateChunk{77, 3, 9, 12, "chunk-bytes"},
+      StateAck{77, 3, false},
+      DigestOffer{78, 1, 6, "digests"},
+      BucketChunk{78, 2, "entries"},
+      DigestDone{78, 3},
+      DigestAnswer{78, 3, DigestStatus::unknown_transfer, "keys"},
+  };
+  for (const SyncMessage& m : messages) {
+    seed("wire", "sync_" + std::to_string(static_cast<int>(kind_of(m))),
+         FuzzWriter().u8(0).bytes(wire::encode_sync("links", 5, 6, m)).str());
+  }
   wire::Gossip g{{"n1", "127.0.0.1:7001", 42},
                  {{"links", 5}, {"redirects", 6}},
                  {{"n2", "127.0.0.1:7002", 43}, {"n3", "[::1]:7003", 44}}};
@@ -218,7 +224,7 @@ void record_exchange(const std::string& name, std::uint8_t opts, SyncMap neighbo
     peer.tick(now);
     for (auto& out : peer.take_outbox()) {
       if (out.to != kSelf) continue;
-      const bool sealed = out.msg.kind == SyncMessage::Kind::delta;
+      const bool sealed = kind_of(out.msg) == SyncKind::delta;
       const auto advance =
           std::chrono::duration_cast<std::chrono::milliseconds>(now - last_recorded);
       write_message(w, out.msg, 0, static_cast<std::uint16_t>(advance.count()), sealed);
@@ -254,10 +260,7 @@ void sync_corpus() {
   // The wedge: a delta whose context claims 2^62 dots.
   CausalContext claim;
   claim.insert_range(0xEE, 1, kMaxDotCounter);
-  SyncMessage m;
-  m.kind = SyncMessage::Kind::delta;
-  m.last = 1;
-  m.payload = encode(SyncMap{}.context_delta(claim));
+  const SyncMessage m = DeltaBatch{0, 1, encode(SyncMap{}.context_delta(claim))};
   FuzzWriter w;
   w.u8(0);
   write_message(w, m, 0, 10, true);

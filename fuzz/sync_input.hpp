@@ -2,8 +2,11 @@
 // and the replica it runs against. Pure; not thread-safe.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
+#include <type_traits>
+#include <variant>
 
 #include "cluster/protocol.hpp"
 #include "crdt/awlww_map.hpp"
@@ -43,32 +46,96 @@ inline PeerId sender(std::uint8_t b) {
 
 enum PayloadForm : std::uint8_t { kRaw = 0, kSealedMap = 1 };
 
+// A message from the target's input: a kind, four numbers that fill that kind's fixed fields
+// in declaration order (numbers a kind has no field for are ignored; a flag or status takes
+// the number modulo its range) and a payload, if the kind has one.
+struct MessageFields {
+  std::uint8_t kind = 1;
+  std::array<std::uint64_t, 4> n{};
+  std::string payload;
+};
+
+inline SyncMessage message_from(MessageFields f) {
+  const auto& n = f.n;
+  switch (static_cast<SyncKind>(f.kind)) {
+    case SyncKind::delta:
+      return DeltaBatch{n[0], n[1], std::move(f.payload)};
+    case SyncKind::delta_ack:
+      return DeltaAck{n[0], n[1]};
+    case SyncKind::state_chunk:
+      return StateChunk{n[0], n[1], n[2], n[3], std::move(f.payload)};
+    case SyncKind::state_ack:
+      return StateAck{n[0], n[1], n[2] % 2 == 1};
+    case SyncKind::digest_offer:
+      return DigestOffer{n[0], n[1], n[2], std::move(f.payload)};
+    case SyncKind::bucket_chunk:
+      return BucketChunk{n[0], n[1], std::move(f.payload)};
+    case SyncKind::digest_done:
+      return DigestDone{n[0], n[1]};
+    case SyncKind::digest_answer:
+      return DigestAnswer{n[0], n[1], static_cast<DigestStatus>(n[2] % (kLastDigestStatus + 1)),
+                          std::move(f.payload)};
+  }
+  return DeltaAck{};
+}
+
+inline MessageFields fields_of(const SyncMessage& m) {
+  MessageFields f;
+  f.kind = static_cast<std::uint8_t>(kind_of(m));
+  std::visit(
+      [&f](const auto& x) {
+        using M = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<M, DeltaBatch>) {
+          f.n = {x.first, x.last, 0, 0};
+          f.payload = x.payload;
+        } else if constexpr (std::is_same_v<M, DeltaAck>) {
+          f.n = {x.first, x.last, 0, 0};
+        } else if constexpr (std::is_same_v<M, StateChunk>) {
+          f.n = {x.transfer, x.index, x.chunks, x.seq};
+          f.payload = x.bytes;
+        } else if constexpr (std::is_same_v<M, StateAck>) {
+          f.n = {x.transfer, x.have, x.declined ? 1u : 0u, 0};
+        } else if constexpr (std::is_same_v<M, DigestOffer>) {
+          f.n = {x.transfer, x.request, x.level, 0};
+          f.payload = x.payload;
+        } else if constexpr (std::is_same_v<M, BucketChunk>) {
+          f.n = {x.transfer, x.request, 0, 0};
+          f.payload = x.payload;
+        } else if constexpr (std::is_same_v<M, DigestDone>) {
+          f.n = {x.transfer, x.request, 0, 0};
+        } else {
+          f.n = {x.transfer, x.request, static_cast<std::uint64_t>(x.status), 0};
+          f.payload = x.payload;
+        }
+      },
+      m);
+  return f;
+}
+
 inline SyncMessage read_message(FuzzReader& in) {
-  SyncMessage m;
-  m.kind = static_cast<SyncMessage::Kind>(1 + in.u8() % 8);
-  m.first = in.u64();
-  m.last = in.u64();
-  m.transfer = in.u64();
-  m.seq = in.u64();
+  MessageFields f;
+  f.kind = static_cast<std::uint8_t>(1 + in.u8() % kLastSyncKind);
+  for (std::uint64_t& x : f.n) x = in.u64();
   const std::uint8_t form = in.u8();
   const std::string_view payload = in.blob();
   if (form % 2 == kSealedMap) {
-    m.payload =
+    f.payload =
         seal_value(static_cast<std::uint16_t>(SyncMap::kTypeTag), SyncMap::kFormatVersion, payload);
   } else {
-    m.payload = std::string(payload);
+    f.payload = std::string(payload);
   }
-  return m;
+  return message_from(std::move(f));
 }
 
 // One message in the target's layout; a payload made by encode() is written in its sealed
 // form (the target seals it again), any other as raw bytes.
 inline void write_message(FuzzWriter& w, const SyncMessage& m, std::uint8_t sender_byte,
                           std::uint16_t advance_ms, bool sealed_map) {
-  w.u8(static_cast<std::uint8_t>(static_cast<std::uint8_t>(m.kind) - 1));
-  w.u64(m.first).u64(m.last).u64(m.transfer).u64(m.seq);
+  const MessageFields f = fields_of(m);
+  w.u8(static_cast<std::uint8_t>(f.kind - 1));
+  w.u64(f.n[0]).u64(f.n[1]).u64(f.n[2]).u64(f.n[3]);
   w.u8(sealed_map ? kSealedMap : kRaw);
-  w.blob(sealed_map ? payload_of(m.payload) : std::string_view(m.payload));
+  w.blob(sealed_map ? payload_of(f.payload) : std::string_view(f.payload));
   w.u8(sender_byte);
   w.u16(advance_ms);
 }

@@ -14,6 +14,7 @@
 #include "crdt/causal_counter.hpp"
 #include "crdt/ormap.hpp"
 #include "crdt/orset.hpp"
+#include "fuzz/sync_input.hpp"
 #include "tests/property.hpp"
 
 using namespace deltacrdt;
@@ -41,12 +42,12 @@ struct Wire {
   std::vector<SyncMessage> held;
   std::uint64_t bytes = 0;
 
-  void run(SyncMessage::Kind hold_kind, bool hold) {
+  void run(SyncKind hold_kind, bool hold) {
     for (int round = 0; round < 10000; ++round) {
       bool moved = false;
       for (auto& out : a.take_outbox()) {
-        bytes += out.msg.wire_size();
-        if (hold && out.msg.kind == hold_kind) {
+        bytes += wire_size(out.msg);
+        if (hold && kind_of(out.msg) == hold_kind) {
           held.push_back(out.msg);
         } else {
           b.receive(now, a.id(), out.msg);
@@ -54,7 +55,7 @@ struct Wire {
         moved = true;
       }
       for (auto& out : b.take_outbox()) {
-        bytes += out.msg.wire_size();
+        bytes += wire_size(out.msg);
         if (out.to == a.id()) a.receive(now, b.id(), out.msg);
         moved = true;
       }
@@ -87,20 +88,16 @@ TEST_SUITE("cluster.catchup") {
     sender.set_neighbours({2});
     sender.tick(Time{});
     Wire wire(sender, receiver);
-    wire.run(SyncMessage::Kind::digest_done, true);
+    wire.run(SyncKind::digest_done, true);
     REQUIRE(wire.held.size() == 1);  // every differing range sent, context not yet joined
 
     // A third replica, which saw the put but not the removal, passes the slot on now.
-    SyncMessage stale;
-    stale.kind = SyncMessage::Kind::delta;
-    stale.first = 0;
-    stale.last = 1;
-    stale.payload = encode(victim);
+    const DeltaBatch stale{0, 1, encode(victim)};
     receiver.receive(Time{}, 3, stale);
     REQUIRE(receiver.state().find("victim") != nullptr);
 
     wire.release();
-    wire.run(SyncMessage::Kind::digest_done, false);
+    wire.run(SyncKind::digest_done, false);
     CHECK(receiver.state().find("victim") == nullptr);
     Map expected = sender_state;
     expected.join(victim);
@@ -118,7 +115,7 @@ TEST_SUITE("cluster.catchup") {
     sender.set_neighbours({2});
     sender.tick(Time{});
     Wire wire(sender, receiver);
-    wire.run(SyncMessage::Kind::delta, false);
+    wire.run(SyncKind::delta, false);
     CHECK(receiver.state() == sender.state());
     CHECK(sender.metrics().catchup_rounds == 2);  // the probe, then the whole state
   }
@@ -137,7 +134,7 @@ TEST_SUITE("cluster.catchup") {
     sender.set_neighbours({2});
     sender.tick(Time{});
     Wire wire(sender, receiver);
-    wire.run(SyncMessage::Kind::delta, false);
+    wire.run(SyncKind::delta, false);
     Map expected = receiver_state;
     expected.join(sender_state);
     CHECK(receiver.state() == expected);
@@ -178,7 +175,7 @@ TEST_CASE("a replica that missed 1% of updates catches up with a small multiple 
   const std::uint64_t missed_bytes = encode(missed).size();
   const std::uint64_t before = net.bytes_sent();
   const std::uint64_t receiver_rounds = net.replica(2).metrics().catchup_rounds;
-  const std::uint64_t digests_before = net.bytes_sent(SyncMessage::Kind::digest_offer);
+  const std::uint64_t digests_before = net.bytes_sent(SyncKind::digest_offer);
   net.heal();
   net.run_for(3s);
   REQUIRE(net.converged());
@@ -189,7 +186,7 @@ TEST_CASE("a replica that missed 1% of updates catches up with a small multiple 
       "whole state %llu bytes\n",
       static_cast<unsigned long long>(missed_bytes), static_cast<unsigned long long>(catchup_bytes),
       ratio,
-      static_cast<unsigned long long>(net.bytes_sent(SyncMessage::Kind::digest_offer) -
+      static_cast<unsigned long long>(net.bytes_sent(SyncKind::digest_offer) -
                                       digests_before),
       static_cast<unsigned long long>(whole_state));
   CHECK(net.replica(1).metrics().digest_catchups >= 1);
@@ -214,7 +211,7 @@ TEST_CASE("a new replica takes one whole state at a time; the other sender catch
   net.run_for(2s);
   REQUIRE(net.converged());
   const std::uint64_t whole_state = encode(net.replica(1).state()).size();
-  const std::uint64_t chunks_before = net.bytes_sent(SyncMessage::Kind::state_chunk);
+  const std::uint64_t chunks_before = net.bytes_sent(SyncKind::state_chunk);
 
   net.add_replica(3, {1, 2});  // both hold everything and both greet the newcomer
   net.set_neighbours(1, {2, 3});
@@ -222,7 +219,7 @@ TEST_CASE("a new replica takes one whole state at a time; the other sender catch
   net.run_for(5s);
   REQUIRE(net.converged());
   CHECK(net.replica(3).state().size() == kKeys);
-  const std::uint64_t chunk_bytes = net.bytes_sent(SyncMessage::Kind::state_chunk) - chunks_before;
+  const std::uint64_t chunk_bytes = net.bytes_sent(SyncKind::state_chunk) - chunks_before;
   std::printf("new replica: %llu bytes of state chunks for a %llu-byte state, %llu declined\n",
               static_cast<unsigned long long>(chunk_bytes),
               static_cast<unsigned long long>(whole_state),
@@ -313,23 +310,24 @@ TEST_CASE("random catch-up messages are rejected without harm") {
     a.tick(Time{});
     (void)a.take_outbox();
     for (int i = 0; i < 20; ++i) {
-      SyncMessage m;
-      m.kind = static_cast<SyncMessage::Kind>(1 + rng.below(8));
-      m.first = rng.chance(0.5) ? rng.below(4) : rng.engine()();
-      m.last = rng.chance(0.5) ? rng.below(70) : rng.engine()();
-      m.transfer = rng.chance(0.5) ? rng.below(3) : rng.engine()();
-      m.seq = rng.below(10);
+      // The kind's fixed fields from four numbers, in declaration order (fuzz/sync_input.hpp).
+      fuzz::MessageFields f;
+      f.kind = static_cast<std::uint8_t>(1 + rng.below(kLastSyncKind));
+      f.n[0] = rng.chance(0.5) ? rng.below(3) : rng.engine()();
+      f.n[1] = rng.chance(0.5) ? rng.below(4) : rng.engine()();
+      f.n[2] = rng.chance(0.5) ? rng.below(70) : rng.engine()();
+      f.n[3] = rng.below(10);
       const std::size_t n = rng.below(200);
-      for (std::size_t j = 0; j < n; ++j) m.payload.push_back(static_cast<char>(rng.below(256)));
+      for (std::size_t j = 0; j < n; ++j) f.payload.push_back(static_cast<char>(rng.below(256)));
       if (rng.chance(0.3)) {
         // A plausible prefix: small counts, so parsing goes deeper before failing.
         detail::ByteWriter w;
         w.u64(rng.below(3));
         w.u64(rng.below(3));
         w.u64(rng.below(3));
-        m.payload = w.take() + m.payload;
+        f.payload = w.take() + f.payload;
       }
-      a.receive(Time{}, 2, m);
+      a.receive(Time{}, 2, fuzz::message_from(std::move(f)));
       a.tick(Time(std::chrono::milliseconds(i * 100)));
       (void)a.take_outbox();
     }

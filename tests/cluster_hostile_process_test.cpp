@@ -135,14 +135,7 @@ struct Sockets {
   }
 };
 
-SyncMessage delta_message(const Map& d) {
-  SyncMessage m;
-  m.kind = SyncMessage::Kind::delta;
-  m.first = 0;
-  m.last = 1;
-  m.payload = encode(d);
-  return m;
-}
+SyncMessage delta_message(const Map& d) { return DeltaBatch{0, 1, encode(d)}; }
 
 // Puts on `writer`, each checked on `reader`: the good client that must keep being served.
 void good_traffic(TestNode& writer, TestNode& reader, const std::string& prefix, int n) {

@@ -30,12 +30,7 @@ Map claim(ReplicaId replica, std::uint64_t top) {
 }
 
 SyncMessage delta_message(const Map& d, std::uint64_t seq) {
-  SyncMessage m;
-  m.kind = SyncMessage::Kind::delta;
-  m.first = seq;
-  m.last = seq + 1;
-  m.payload = encode(d);
-  return m;
+  return DeltaBatch{seq, seq + 1, encode(d)};
 }
 
 }  // namespace
@@ -120,18 +115,17 @@ TEST_SUITE("cluster.hostile") {
     opts.max_incoming_transfer_bytes = 64 * 1024;
     SimNetwork<Map> net(10, opts);
     net.add_replica(1, {});
-    SyncMessage chunk;
-    chunk.kind = SyncMessage::Kind::state_chunk;
+    StateChunk chunk;
     chunk.transfer = 42;
-    chunk.last = 1000;  // declares 1000 chunks of 16 KiB
-    chunk.payload = std::string(16 * 1024, 'x');
+    chunk.chunks = 1000;  // declares 1000 chunks of 16 KiB
+    chunk.bytes = std::string(16 * 1024, 'x');
     for (std::uint64_t i = 0; i < 8; ++i) {
-      chunk.first = i;
+      chunk.index = i;
       net.inject(0xBAD, 1, chunk);
     }
-    chunk.last = std::uint64_t{1} << 62;  // a count no byte bound allows
+    chunk.chunks = std::uint64_t{1} << 62;  // a count no byte bound allows
     chunk.transfer = 43;
-    chunk.first = 0;
+    chunk.index = 0;
     net.inject(0xBAD2, 1, chunk);
     net.run_for(100ms);
     const SyncMetrics m = net.replica(1).metrics();
@@ -147,11 +141,10 @@ TEST_SUITE("cluster.hostile") {
   TEST_CASE("an incoming state transfer whose sender goes silent is forgotten") {
     SimNetwork<Map> net(11, SyncOptions{});
     net.add_replica(1, {});
-    SyncMessage chunk;
-    chunk.kind = SyncMessage::Kind::state_chunk;
+    StateChunk chunk;
     chunk.transfer = 7;
-    chunk.last = 4;
-    chunk.payload = "partial";
+    chunk.chunks = 4;
+    chunk.bytes = "partial";
     net.inject(0xBAD, 1, chunk);
     net.run_for(1s);
     CHECK(net.replica(1).metrics().transfers_dropped == 0);  // still arriving, as far as it knows

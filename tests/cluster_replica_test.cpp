@@ -242,7 +242,7 @@ TEST_SUITE("cluster.replica") {
       Replica<Map> r(io.get_executor(), 1, net);
       // A delivered message always queues: what comes after it queues behind it, and runs
       // from the executor, where a handler's exception leaves io_context::run.
-      r.deliver(99, SyncMessage{SyncMessage::Kind::delta_ack, 0, 0, 0, 0, {}});
+      r.deliver(99, SyncMessage{DeltaAck{}});
       r.put(std::string("a"), std::string("1"), {},
             [](std::exception_ptr, std::uint64_t) { throw std::runtime_error("from a handler"); });
       for (int i = 0; i < 3; ++i) {
@@ -289,7 +289,7 @@ TEST_SUITE("cluster.replica") {
     });
     CHECK(called);
     // Behind a queued message, an operation waits its turn (and completes in order).
-    r.deliver(99, SyncMessage{SyncMessage::Kind::delta_ack, 0, 0, 0, 0, {}});
+    r.deliver(99, SyncMessage{DeltaAck{}});
     auto queued = r.get(std::string("k2"));
     CHECK(queued.wait_for(0s) == std::future_status::timeout);
     io.poll();

@@ -153,16 +153,12 @@ TEST_SUITE("cluster.scenarios") {
     core.tick(options.push_debounce);
     std::vector<ReplicaCore<Map>::Outgoing> out = core.take_outbox();  // a state transfer to 2
     REQUIRE_FALSE(out.empty());
-    for (const auto& o : out) CHECK(o.msg.payload.size() <= options.max_sync_bytes);
+    for (const auto& o : out) CHECK(payload_size(o.msg) <= options.max_sync_bytes);
     CHECK(put_at(1000) == slots);
     CHECK(core.seq() == slots + 1);
     // A remote delta takes its own slot; a local write after it does not join it.
     Map other;
-    SyncMessage d;
-    d.kind = SyncMessage::Kind::delta;
-    d.first = 0;
-    d.last = 1;
-    d.payload = encode(other.put(3, "remote", "r", HlcTimestamp{5}));
+    const DeltaBatch d{0, 1, encode(other.put(3, "remote", "r", HlcTimestamp{5}))};
     core.set_neighbours({2, 3});
     core.receive(Time{}, 3, d);
     CHECK(core.seq() == slots + 2);
@@ -173,16 +169,12 @@ TEST_SUITE("cluster.scenarios") {
   TEST_CASE(
       "a corrupt delta is rejected, counted and not acknowledged; the replica keeps serving") {
     ReplicaCore<Map> core(1);
-    SyncMessage bad;
-    bad.kind = SyncMessage::Kind::delta;
-    bad.first = 0;
-    bad.last = 1;
-    bad.payload = "definitely not an encoded map";
+    DeltaBatch bad{0, 1, "definitely not an encoded map"};
     core.receive(Time{}, 2, bad);
     CHECK(core.metrics().payloads_rejected == 1);
     CHECK(core.take_outbox().empty());  // no ack: the sender will retransmit
     Map other;
-    SyncMessage good = bad;
+    DeltaBatch good = bad;
     good.payload = encode(other.put(2, "k", "v", HlcTimestamp{1}));
     core.receive(Time{}, 2, good);
     CHECK(core.state().contains("k"));

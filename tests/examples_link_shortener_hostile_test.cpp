@@ -289,10 +289,7 @@ TEST_SUITE("examples.link_shortener.hostile") {
     evil.send_gossip({{"evil", "", 1}, {{"links", evil_links, type_signature<Links>()}}, {}});
     CausalContext claim;
     claim.insert_range(0xEE, 1, kMaxDotCounter);
-    SyncMessage m;
-    m.kind = SyncMessage::Kind::delta;
-    m.last = 1;
-    m.payload = encode(Links{}.context_delta(claim));
+    const DeltaBatch m{0, 1, encode(Links{}.context_delta(claim))};
     REQUIRE(m.payload.size() == 57);
     std::atomic<bool> done{false};
     std::thread attack([&] {

@@ -226,10 +226,10 @@ TEST_SUITE("transport.handshake") {
     CHECK(is_self(client.failure_code()));
   }
 
-  TEST_CASE("a peer of protocol 1 is refused, and its wordy refusals are understood") {
-    // Its hello: protocol 1, then the fields protocol 2 still has.
+  TEST_CASE("a peer of an older protocol is refused, and protocol 1's wordy refusals are understood") {
+    // Its hello: protocol 2, then the fields protocol 3 still has.
     deltacrdt::detail::ByteWriter w;
-    w.u64(1);
+    w.u64(2);
     w.bytes("prod");
     w.bytes("old");
     w.u64(3);
@@ -240,7 +240,7 @@ TEST_SUITE("transport.handshake") {
     REQUIRE(reply.size() == 1);
     CHECK(reply[0].type == FrameType::refuse);
     CHECK(server.failure_code() == LinkError::unsupported_protocol);
-    CHECK(server.failure() == "peer speaks handshake protocol 1, this node 2");
+    CHECK(server.failure() == "peer speaks handshake protocol 2, this node 3");
     // The refuse frame: the code (u16, little-endian), then the words.
     REQUIRE(reply[0].payload.size() > 2);
     CHECK(reply[0].payload[0] == 3);
@@ -266,21 +266,38 @@ TEST_SUITE("transport.handshake") {
 
 TEST_SUITE("transport.messages") {
   TEST_CASE("sync and gossip payloads round-trip") {
-    SyncMessage m;
-    m.kind = SyncMessage::Kind::digest_offer;
-    m.first = 1;
-    m.last = 2;
-    m.transfer = 3;
-    m.seq = 4;
-    m.payload = "bytes";
-    const auto e = wire::decode_sync(wire::encode_sync("links", 10, 20, m));
-    REQUIRE(e.has_value());
-    CHECK(e->replica == "links");
-    CHECK(e->from == 10);
-    CHECK(e->to == 20);
-    CHECK(e->msg.kind == m.kind);
-    CHECK(e->msg.seq == 4);
-    CHECK(e->msg.payload == "bytes");
+    // Every kind, each field distinct, so a field written in the wrong place shows.
+    const SyncMessage messages[] = {
+        DeltaBatch{1, 2, "delta"},
+        DeltaAck{3, 4},
+        StateChunk{5, 6, 7, 8, "chunk"},
+        StateAck{9, 10, true},
+        DigestOffer{11, 12, 13, "digests"},
+        BucketChunk{14, 15, "entries"},
+        DigestDone{16, 17},
+        DigestAnswer{18, 19, DigestStatus::want_whole_state, "answer"},
+    };
+    for (const SyncMessage& m : messages) {
+      const std::string bytes = wire::encode_sync("links", 10, 20, m);
+      const auto e = wire::decode_sync(bytes);
+      REQUIRE(e.has_value());
+      CHECK(e->replica == "links");
+      CHECK(e->from == 10);
+      CHECK(e->to == 20);
+      CHECK(e->msg == m);
+      // wire_size counts what follows the name and the two ids.
+      CHECK(bytes.size() == 8 + 5 + 16 + wire_size(m));
+      // A kind byte past the last, or a status or flag out of range, is not a message.
+      std::string bad = bytes;
+      bad[8 + 5 + 16] = static_cast<char>(kLastSyncKind + 1);
+      CHECK_FALSE(wire::decode_sync(bad).has_value());
+    }
+    std::string bad_flag = wire::encode_sync("r", 1, 2, StateAck{1, 2, true});
+    bad_flag.back() = 2;
+    CHECK_FALSE(wire::decode_sync(bad_flag).has_value());
+    std::string bad_status = wire::encode_sync("r", 1, 2, DigestAnswer{1, 2, DigestStatus::ok, ""});
+    bad_status[bad_status.size() - 9] = static_cast<char>(kLastDigestStatus + 1);
+    CHECK_FALSE(wire::decode_sync(bad_status).has_value());
     wire::Gossip g;
     g.self = {"n1", "127.0.0.1:7000", 9};
     g.replicas = {{"links", 5}, {"hits", 6}};
@@ -290,9 +307,7 @@ TEST_SUITE("transport.messages") {
 
   TEST_CASE("random and truncated payloads are rejected, never crash") {
     deltacrdt::testing::for_each_case(1, [](deltacrdt::testing::PropertyRng& rng) {
-      SyncMessage m;
-      m.kind = SyncMessage::Kind::delta;
-      m.payload = std::string(rng.below(50), 'p');
+      const DeltaBatch m{0, 0, std::string(rng.below(50), 'p')};
       wire::Gossip g;
       g.self = {"n1", "a:1", 1};
       for (std::size_t i = 0; i < rng.below(4); ++i) g.replicas.push_back({"r", i});

@@ -13,6 +13,7 @@ namespace deltacrdt::detail {
 
 class ByteWriter {
  public:
+  void u8(std::uint8_t v) { put(v, 1); }
   void u32(std::uint32_t v) { put(v, 4); }
   void u64(std::uint64_t v) { put(v, 8); }
   void bytes(std::string_view b) {
@@ -34,6 +35,12 @@ class ByteReader {
  public:
   explicit ByteReader(std::string_view in) : in_(in) {}
 
+  bool u8(std::uint8_t& v) {
+    std::uint64_t x = 0;
+    if (!get(x, 1)) return false;
+    v = static_cast<std::uint8_t>(x);
+    return true;
+  }
   bool u32(std::uint32_t& v) {
     std::uint64_t x = 0;
     if (!get(x, 4)) return false;

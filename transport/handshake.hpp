@@ -35,7 +35,8 @@
 namespace deltacrdt::transport {
 
 // 2: refuse frames carry a LinkError code; gossip names each replica's type signature.
-inline constexpr std::uint64_t kHandshakeProtocol = 2;
+// 3: sync payloads have one layout per message kind (cluster/wire.hpp).
+inline constexpr std::uint64_t kHandshakeProtocol = 3;
 inline constexpr std::size_t kNonceBytes = 32;
 inline constexpr std::size_t kMacBytes = 32;
 inline constexpr std::size_t kMaxNameBytes = 255;
