@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <utility>
 
 #include "cluster/protocol.hpp"
@@ -27,7 +28,7 @@ class LocalTransport final : public SyncTransport {
   using Receiver = std::function<void(PeerId from, SyncMessage msg)>;
 
   void attach(PeerId id, Receiver receiver) {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     receivers_[id] = std::move(receiver);
   }
   // Attaches anything with id() and deliver(from, msg), e.g. a Replica<T>, which must stay
@@ -39,27 +40,27 @@ class LocalTransport final : public SyncTransport {
            [&replica](PeerId from, SyncMessage m) { replica.deliver(from, std::move(m)); });
   }
 
+  // Once it returns, no message is being or will be handed to that receiver: a replica may
+  // be destroyed right after its detach.
   void detach(PeerId id) {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     receivers_.erase(id);
   }
 
   void send(PeerId from, PeerId to, SyncMessage msg) override {
-    Receiver r;
-    {
-      std::lock_guard lock(mutex_);
-      auto it = receivers_.find(to);
-      if (it == receivers_.end()) return;
-      r = it->second;
-    }
+    // The receiver runs under the shared lock, so detach waits for deliveries in progress.
+    // Receivers only queue the message (a Replica's deliver never runs it, nor sends).
+    std::shared_lock lock(mutex_);
+    auto it = receivers_.find(to);
+    if (it == receivers_.end()) return;
     bytes_ += wire_size(msg);
-    r(from, std::move(msg));  // receivers post onto their own strand
+    it->second(from, std::move(msg));
   }
 
   std::uint64_t bytes_sent() const { return bytes_; }
 
  private:
-  std::mutex mutex_;
+  std::shared_mutex mutex_;
   std::map<PeerId, Receiver> receivers_;
   std::atomic<std::uint64_t> bytes_{0};
 };
