@@ -10,6 +10,7 @@ namespace deltacrdt {
 
 class EWFlag : public CausalCrdt<EWFlag, DotSet> {
  public:
+  using Store = DotSet;  // what an ORMap<K, EWFlag> holds per key
   static constexpr TypeTag kTypeTag = TypeTag::ew_flag;
   // 2: the causal context's cloud is written as runs of dots; 1 (still read) dot by dot.
   static constexpr std::uint16_t kFormatVersion = 2;
@@ -37,7 +38,7 @@ class EWFlag : public CausalCrdt<EWFlag, DotSet> {
     CausalContext& ctx_;
   };
 
-  static bool read(const DotSet& store) { return !store.empty(); }
+  static bool read(const Store& store) { return !store.empty(); }
 
   [[nodiscard]] EWFlag enable(ReplicaId self) { return from_delta(Ref(store_, ctx_).enable(self)); }
   [[nodiscard]] EWFlag disable() { return from_delta(Ref(store_, ctx_).disable()); }

@@ -226,4 +226,29 @@ TEST_SUITE("crdt.ormap") {
     CHECK(tags->size() == 1);
     CHECK(tags->contains(2));
   }
+
+  TEST_CASE("maps of flags and of multi-value registers: enable wins, concurrent values kept") {
+    using Flags = ORMap<std::string, EWFlag>;
+    Flags a, b;
+    b.join(a.update("dark-mode", [](EWFlag::Ref& f) { return f.enable(1); }));
+    const auto off = b.update("dark-mode", [](EWFlag::Ref& f) { return f.disable(); });
+    const auto on = a.update("dark-mode", [](EWFlag::Ref& f) { return f.enable(1); });
+    a.join(off);
+    b.join(on);
+    CHECK(a == b);
+    REQUIRE(a.find("dark-mode") != nullptr);
+    CHECK(EWFlag::read(*a.find("dark-mode")));  // the concurrent enable wins
+    CHECK(decode<Flags>(encode(a)).value() == a);
+
+    using Names = ORMap<int, MVRegister<std::string>>;
+    Names x, y;
+    const auto dx = x.update(7, [](MVRegister<std::string>::Ref& r) { return r.assign(1, "x"); });
+    const auto dy = y.update(7, [](MVRegister<std::string>::Ref& r) { return r.assign(2, "y"); });
+    x.join(dy);
+    y.join(dx);
+    CHECK(x == y);
+    REQUIRE(x.find(7) != nullptr);
+    CHECK(x.find(7)->dot_count() == 2);  // both concurrent assignments, until one observes them
+    CHECK(decode<Names>(encode(x)).value() == x);
+  }
 }
