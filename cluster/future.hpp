@@ -21,8 +21,6 @@
 #include <optional>
 #include <utility>
 
-#include "transport/asio.hpp"
-
 namespace deltacrdt {
 
 namespace detail {
@@ -134,16 +132,3 @@ struct UseFuture {};
 inline constexpr UseFuture use_future{};
 
 }  // namespace deltacrdt
-
-template <class T>
-class boost::asio::async_result<deltacrdt::UseFuture, void(std::exception_ptr, T)> {
- public:
-  using return_type = deltacrdt::Future<T>;
-  template <class Initiation, class... Args>
-  static return_type initiate(Initiation&& initiation, deltacrdt::UseFuture, Args&&... args) {
-    auto state = std::make_shared<deltacrdt::detail::FutureState<T>>();
-    std::forward<Initiation>(initiation)(deltacrdt::detail::FutureHandler<T>(state),
-                                         std::forward<Args>(args)...);
-    return deltacrdt::Future<T>(std::move(state));
-  }
-};

@@ -1,6 +1,9 @@
-// Node (see node.hpp): compiled once here instead of in every program that includes the
-// header. The comments on each member are in node.hpp.
+// Node and NodeImpl (see node.hpp and node_impl.hpp, where each member is described):
+// compiled once here instead of in every program that runs a node.
 #include "cluster/node.hpp"
+
+#include "cluster/node_impl.hpp"
+#include "cluster/replica_asio.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -36,7 +39,7 @@ std::string hex(std::uint64_t v) {
 }
 }  // namespace
 
-Node::Node(NodeOptions options)
+NodeImpl::NodeImpl(NodeOptions options)
     : options_(validated(std::move(options))),
       log_(options_.logger ? options_.logger : std::make_shared<Logger>()),
       incarnation_(std::random_device{}() ^ (std::uint64_t{std::random_device{}()} << 32)),
@@ -70,7 +73,7 @@ Node::Node(NodeOptions options)
   asio::co_spawn(*control_, maintain(), report_failure("maintenance_failed"));
 }
 
-std::vector<std::string> Node::live_members() const {
+std::vector<std::string> NodeImpl::live_members() const {
   std::lock_guard lock(mu_);
   std::vector<std::string> out;
   for (const auto& [n, m] : table_.members())
@@ -78,14 +81,14 @@ std::vector<std::string> Node::live_members() const {
   return out;
 }
 
-std::vector<std::string> Node::known_members() const {
+std::vector<std::string> NodeImpl::known_members() const {
   std::lock_guard lock(mu_);
   std::vector<std::string> out;
   for (const auto& [n, m] : table_.members()) out.push_back(n);
   return out;
 }
 
-NodeMetrics Node::metrics() const {
+NodeMetrics NodeImpl::metrics() const {
   NodeMetrics m;
   {
     std::lock_guard lock(mu_);
@@ -107,12 +110,12 @@ NodeMetrics Node::metrics() const {
   return m;
 }
 
-void Node::on_member_event(std::function<void(const MemberEvent&)> callback) {
+void NodeImpl::on_member_event(std::function<void(const MemberEvent&)> callback) {
   std::lock_guard lock(mu_);
   listeners_.push_back(std::move(callback));
 }
 
-void Node::stop() {
+void NodeImpl::stop() {
   std::vector<transport::Link::Ptr> links;
   {
     std::lock_guard lock(mu_);
@@ -156,7 +159,7 @@ void Node::stop() {
   }
   std::vector<std::unique_ptr<Port>> ports;
   for (auto& [n, h] : hosted) {
-    h->replica.reset();
+    h->replica = {};
     ports.push_back(std::move(h->port));
   }
   links.clear();
@@ -170,7 +173,66 @@ void Node::stop() {
   io_.reset();
 }
 
-NodeOptions Node::validated(NodeOptions o) {
+detail::HostedSlot NodeImpl::reserve_replica(const std::string& name, std::uint64_t type) {
+  if (name.empty() || name.size() > wire::kMaxName) {
+    throw std::invalid_argument("replica name must have 1-255 bytes");
+  }
+  if (!options_.data_dir.empty() &&
+      (name == "." || name == ".." || name.find('/') != std::string::npos)) {
+    throw std::invalid_argument("replica name '" + name + "' cannot name a directory");
+  }
+  std::lock_guard lock(mu_);
+  if (hosted_.contains(name)) throw std::invalid_argument("replica '" + name + "' exists");
+  auto h = std::make_unique<Hosted>();
+  h->id = random_id();
+  h->type = type;
+  h->port = std::make_unique<Port>(*this, name);
+  detail::HostedSlot slot;
+  if (!options_.data_dir.empty()) {
+    // Opened (and its files read) before anything is linked: the replica starts with its
+    // durable state and id.
+    const std::filesystem::path dir = std::filesystem::path(options_.data_dir) / name;
+    std::error_code ec;
+    std::filesystem::create_directory(dir, ec);
+    slot.storage = std::make_shared<FileStorage>(dir, options_.fsync, h->id);
+    slot.storage_dir = dir.string();
+    h->id = slot.storage->id();
+  }
+  slot.id = h->id;
+  slot.port = h->port.get();
+  slot.runtime = replica_runtime();
+  slot.logger = log_;
+  slot.refusal_log_interval = options_.refusal_log_interval;
+  slot.incarnation = incarnation_;
+  hosted_.emplace(name, std::move(h));
+  return slot;
+}
+
+void NodeImpl::host_replica(const std::string& name, detail::HostedReplica replica) {
+  std::lock_guard lock(mu_);
+  auto it = hosted_.find(name);
+  if (stopped_ || it == hosted_.end()) {
+    throw std::logic_error("node stopped while replica '" + name + "' was being added");
+  }
+  it->second->replica = std::move(replica);
+  it->second->ready = true;
+  update_neighbours();
+  broadcast_gossip();
+}
+
+void NodeImpl::abandon_replica(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = hosted_.find(name);
+  if (it != hosted_.end() && !it->second->ready) hosted_.erase(it);
+}
+
+ReplicaRuntime NodeImpl::replica_runtime() {
+  const asio::any_io_executor io = io_->executor();
+  return ReplicaRuntime{[io](UniqueFunction<void()> f) { asio::post(io, std::move(f)); },
+                        post_to(notify_->executor()), std::make_shared<AsioReplicaClock>(io)};
+}
+
+NodeOptions NodeImpl::validated(NodeOptions o) {
   if (o.name.empty() || o.name.size() > wire::kMaxName) {
     throw std::invalid_argument("node name must have 1-255 bytes");
   }
@@ -194,17 +256,17 @@ NodeOptions Node::validated(NodeOptions o) {
   return o;
 }
 
-ReplicaId Node::random_id() {
+ReplicaId NodeImpl::random_id() {
   ReplicaId id = 0;
   while (id == 0) id = rng_();
   return id;
 }
 
-transport::HandshakeConfig Node::handshake_config() const {
+transport::HandshakeConfig NodeImpl::handshake_config() const {
   return {options_.cluster, options_.name, incarnation_, options_.secret};
 }
 
-transport::Link::Handlers Node::handlers(std::optional<std::string> dialed) {
+transport::Link::Handlers NodeImpl::handlers(std::optional<std::string> dialed) {
   transport::Link::Handlers h;
   h.on_up = [this, dialed](const transport::Link::Ptr& l) { link_up(l, dialed); };
   h.on_frame = [this](const transport::Link::Ptr& l, transport::Frame f) {
@@ -216,7 +278,7 @@ transport::Link::Handlers Node::handlers(std::optional<std::string> dialed) {
   return h;
 }
 
-asio::awaitable<void> Node::accept_loop() {
+asio::awaitable<void> NodeImpl::accept_loop() {
   std::chrono::milliseconds backoff{0};
   for (;;) {
     auto [ec, socket] = co_await acceptor_->async_accept(asio::make_strand(io_->context()),
@@ -268,7 +330,7 @@ asio::awaitable<void> Node::accept_loop() {
   }
 }
 
-std::function<void(std::exception_ptr)> Node::report_failure(std::string_view event) {
+std::function<void(std::exception_ptr)> NodeImpl::report_failure(std::string_view event) {
   return [this, event](std::exception_ptr e) {
     if (!e) return;
     log_->log(LogLevel::error, event,
@@ -276,7 +338,7 @@ std::function<void(std::exception_ptr)> Node::report_failure(std::string_view ev
   };
 }
 
-void Node::leave_pending(const transport::Link* link) {
+void NodeImpl::leave_pending(const transport::Link* link) {
   auto it = pending_.find(link);
   if (it == pending_.end()) return;
   if (!it->second.source.empty()) {
@@ -287,7 +349,7 @@ void Node::leave_pending(const transport::Link* link) {
   pending_.erase(it);
 }
 
-void Node::log_throttled(LogLevel level, std::string_view event,
+void NodeImpl::log_throttled(LogLevel level, std::string_view event,
                          std::initializer_list<Logger::Field> fields) {
   std::uint64_t suppressed = 0;
   if (!log_->enabled(level) || !throttle_.allow(event, suppressed)) return;
@@ -297,7 +359,7 @@ void Node::log_throttled(LogLevel level, std::string_view event,
   log_->log(level, event, std::span<const Logger::Field>(all));
 }
 
-asio::awaitable<void> Node::maintain() {
+asio::awaitable<void> NodeImpl::maintain() {
   auto last_gossip = std::chrono::steady_clock::now();
   for (bool first = true;; first = false) {
     if (!first) {
@@ -344,7 +406,7 @@ asio::awaitable<void> Node::maintain() {
   }
 }
 
-void Node::dial_crashed(const std::string& address, std::exception_ptr e) {
+void NodeImpl::dial_crashed(const std::string& address, std::exception_ptr e) {
   const std::string why = transport::exception_message(e);
   std::lock_guard lock(mu_);
   if (stopped_) return;
@@ -353,7 +415,7 @@ void Node::dial_crashed(const std::string& address, std::exception_ptr e) {
   dial_failed(address);
 }
 
-void Node::forget_unreached(std::chrono::steady_clock::time_point now) {
+void NodeImpl::forget_unreached(std::chrono::steady_clock::time_point now) {
   const std::size_t forgotten = table_.forget_unreached(now);
   if (forgotten != 0) {
     members_forgotten_ += forgotten;
@@ -362,7 +424,7 @@ void Node::forget_unreached(std::chrono::steady_clock::time_point now) {
   }
 }
 
-asio::awaitable<void> Node::discover(std::size_t i) {
+asio::awaitable<void> NodeImpl::discover(std::size_t i) {
   std::shared_ptr<MembershipStrategy> strategy;
   {
     std::lock_guard lock(mu_);
@@ -403,7 +465,7 @@ asio::awaitable<void> Node::discover(std::size_t i) {
   }
 }
 
-asio::awaitable<void> Node::dial(std::string address) {
+asio::awaitable<void> NodeImpl::dial(std::string address) {
   const HostPort hp = parse_host_port(address, "address");
   const asio::any_io_executor strand = co_await asio::this_coro::executor;
   asio::ip::tcp::resolver resolver(strand);
@@ -449,7 +511,7 @@ asio::awaitable<void> Node::dial(std::string address) {
   link->start();
 }
 
-void Node::dial_failed(const std::string& address) {
+void NodeImpl::dial_failed(const std::string& address) {
   Dial* found = table_.find_dial(address);
   if (found == nullptr) return;
   Dial& d = *found;
@@ -463,7 +525,7 @@ void Node::dial_failed(const std::string& address) {
   d.next = std::chrono::steady_clock::now() + std::chrono::milliseconds(jitter(rng_));
 }
 
-void Node::link_up(const transport::Link::Ptr& link, const std::optional<std::string>& dialed) {
+void NodeImpl::link_up(const transport::Link::Ptr& link, const std::optional<std::string>& dialed) {
   std::vector<std::function<void(const MemberEvent&)>> notify;
   const std::string peer = link->peer().node;
   {
@@ -508,14 +570,14 @@ void Node::link_up(const transport::Link::Ptr& link, const std::optional<std::st
   for (auto& cb : notify) cb(MemberEvent{peer, true});
 }
 
-bool Node::preferred(const transport::Link& l, const std::string& peer) const {
+bool NodeImpl::preferred(const transport::Link& l, const std::string& peer) const {
   const bool we_dialed = l.role() == transport::Handshake::Role::client;
   const std::string& client = we_dialed ? options_.name : peer;
   const std::string& server = we_dialed ? peer : options_.name;
   return client < server;
 }
 
-void Node::link_down(const transport::Link::Ptr& link, transport::LinkError code,
+void NodeImpl::link_down(const transport::Link::Ptr& link, transport::LinkError code,
                      const std::string& reason, bool was_up,
                      const std::optional<std::string>& dialed) {
   std::vector<std::function<void(const MemberEvent&)>> notify;
@@ -564,12 +626,12 @@ void Node::link_down(const transport::Link::Ptr& link, transport::LinkError code
   for (auto& cb : notify) cb(MemberEvent{peer, false});
 }
 
-void Node::link_frame(const transport::Link::Ptr& link, transport::Frame f) {
+void NodeImpl::link_frame(const transport::Link::Ptr& link, transport::Frame f) {
   if (f.type == transport::FrameType::sync) {
     std::optional<wire::SyncEnvelope> e = wire::decode_sync(f.payload);
     std::lock_guard lock(mu_);
     auto it = e ? hosted_.find(e->replica) : hosted_.end();
-    if (it == hosted_.end() || it->second->id != e->to ||
+    if (it == hosted_.end() || !it->second->ready || it->second->id != e->to ||
         !table_.announced(link, link->peer().node, e->replica, e->from, it->second->type)) {
       // Malformed, for a replica this node does not (now) host, or from a replica id the
       // node at the other end did not announce under that name: a sender cannot speak
@@ -579,12 +641,13 @@ void Node::link_frame(const transport::Link::Ptr& link, transport::Frame f) {
                     {{"node", options_.name},
                      {"peer", link->peer().node},
                      {"reason", !e                        ? "malformed"
-                                : it == hosted_.end()     ? "no such replica here"
+                                : it == hosted_.end() || !it->second->ready
+                                    ? "no such replica here"
                                 : it->second->id != e->to ? "addressed to another replica id"
                                                           : "sender not announced by the peer"}});
       return;
     }
-    it->second->deliver(e->from, std::move(e->msg));
+    it->second->replica.deliver(e->from, std::move(e->msg));
   } else if (f.type == transport::FrameType::gossip) {
     std::optional<wire::Gossip> g = wire::decode_gossip(f.payload);
     std::lock_guard lock(mu_);
@@ -621,8 +684,9 @@ void Node::link_frame(const transport::Link::Ptr& link, transport::Frame f) {
   }
 }
 
-void Node::update_neighbours() {
+void NodeImpl::update_neighbours() {
   for (auto& [name, h] : hosted_) {
+    if (!h->ready) continue;
     std::vector<PeerId> ids;
     for (const auto& [n, m] : table_.members()) {
       if (!m.link) continue;
@@ -641,26 +705,27 @@ void Node::update_neighbours() {
         }
       }
     }
-    h->set_neighbours(std::move(ids));
+    h->replica.set_neighbours(std::move(ids));
   }
 }
 
-wire::Gossip Node::own_gossip() const {
+wire::Gossip NodeImpl::own_gossip() const {
   wire::Gossip g;
   g.self = {options_.name, advertise_, incarnation_};
-  for (const auto& [name, h] : hosted_) g.replicas.push_back({name, h->id, h->type});
+  for (const auto& [name, h] : hosted_)
+    if (h->ready) g.replicas.push_back({name, h->id, h->type});
   for (const auto& [n, m] : table_.members())
     if (m.link && !m.address.empty()) g.members.push_back({n, m.address, m.incarnation});
   return g;
 }
 
-void Node::broadcast_gossip() {
+void NodeImpl::broadcast_gossip() {
   const std::string payload = wire::encode_gossip(own_gossip());
   for (const auto& [n, m] : table_.members())
     if (m.link) m.link->send(transport::FrameType::gossip, payload);
 }
 
-void Node::route(const std::string& replica, PeerId from, PeerId to, const SyncMessage& msg) {
+void NodeImpl::route(const std::string& replica, PeerId from, PeerId to, const SyncMessage& msg) {
   transport::Link::Ptr link;
   {
     std::lock_guard lock(mu_);
@@ -670,5 +735,28 @@ void Node::route(const std::string& replica, PeerId from, PeerId to, const SyncM
   }
   link->send(transport::FrameType::sync, wire::encode_sync(replica, from, to, msg));
 }
+
+// ---- Node: the public face ----
+
+Node::Node(NodeOptions options) : impl_(std::make_unique<NodeImpl>(std::move(options))) {}
+Node::~Node() = default;  // NodeImpl's destructor stops the node
+const std::string& Node::name() const { return impl_->name(); }
+const std::string& Node::address() const { return impl_->address(); }
+std::uint16_t Node::port() const { return impl_->port(); }
+std::uint64_t Node::incarnation() const { return impl_->incarnation(); }
+std::vector<std::string> Node::live_members() const { return impl_->live_members(); }
+std::vector<std::string> Node::known_members() const { return impl_->known_members(); }
+NodeMetrics Node::metrics() const { return impl_->metrics(); }
+void Node::on_member_event(std::function<void(const MemberEvent&)> callback) {
+  impl_->on_member_event(std::move(callback));
+}
+void Node::stop() { impl_->stop(); }
+detail::HostedSlot Node::reserve_replica(const std::string& name, std::uint64_t type) {
+  return impl_->reserve_replica(name, type);
+}
+void Node::host_replica(const std::string& name, detail::HostedReplica replica) {
+  impl_->host_replica(name, std::move(replica));
+}
+void Node::abandon_replica(const std::string& name) { impl_->abandon_replica(name); }
 
 }  // namespace deltacrdt

@@ -6,116 +6,117 @@
 // redialed forever with exponential backoff and jitter. The neighbours of a hosted replica
 // are its namesakes on every node currently linked ("all live members").
 //
-// Thread-safe: the public API may be called from any thread. Internally one mutex guards
-// the membership tables; handlers never block while holding it (sends and replica calls
-// only post work).
+// Thread-safe: the public API may be called from any thread. The machinery (Asio, TLS,
+// links) lives in the compiled library (cluster/node_impl.hpp); this header has neither
+// Asio nor OpenSSL, so a program that runs a node compiles quickly.
 #pragma once
 
-#include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <exception>
-#include <filesystem>
 #include <functional>
-#include <initializer_list>
-#include <map>
 #include <memory>
-#include <mutex>
-#include <optional>
-#include <random>
-#include <set>
-#include <stdexcept>
 #include <string>
-#include <string_view>
-#include <thread>
-#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "cluster/file_storage.hpp"
-#include "cluster/io_threads.hpp"
-#include "cluster/member_table.hpp"
-#include "cluster/membership.hpp"
 #include "cluster/node_options.hpp"
 #include "cluster/replica.hpp"
-#include "cluster/wire.hpp"
+#include "cluster/replica_runtime.hpp"
 #include "crdt/type_signature.hpp"
-#include "transport/link.hpp"
 
 namespace deltacrdt {
 
+class NodeImpl;  // cluster/node_impl.hpp
+
+namespace detail {
+
+// What Node::add_replica<T> builds a replica from: the id, transport, storage and runtime
+// the node reserved under the replica's name.
+struct HostedSlot {
+  ReplicaId id = 0;
+  SyncTransport* port = nullptr;
+  // Null without a data_dir; otherwise opened, holding what it recovered.
+  std::shared_ptr<FileStorage> storage;
+  std::string storage_dir;
+  ReplicaRuntime runtime;
+  std::shared_ptr<Logger> logger;
+  std::chrono::milliseconds refusal_log_interval{};
+  std::uint64_t incarnation = 0;
+};
+
+// A built replica as the node holds it: type-erased, with how to reach it.
+struct HostedReplica {
+  std::shared_ptr<void> replica;
+  std::function<void(PeerId, SyncMessage)> deliver;
+  std::function<void(std::vector<PeerId>)> set_neighbours;
+};
+
+}  // namespace detail
+
 class Node {
  public:
+  // Binds the listener and starts the I/O threads; throws std::invalid_argument for bad
+  // options and std::system_error when the listen address cannot be bound.
   explicit Node(NodeOptions options);
 
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
-  ~Node() { stop(); }
+  ~Node();
 
-  // Hosts a replica named `name` (unique on this node) with a fresh replica id.
+  // Hosts a replica named `name` (unique on this node, 1-255 bytes) with a fresh replica
+  // id, or with the id and state its storage recovered when the node has a data_dir
+  // (StorageError when that state does not decode as T). Its neighbours are its namesakes
+  // of the same type on every linked node.
   template <DeltaCrdt T>
   Replica<T>& add_replica(const std::string& name, ReplicaOptions<T> options = {}) {
-    if (name.empty() || name.size() > wire::kMaxName) {
-      throw std::invalid_argument("replica name must have 1-255 bytes");
-    }
-    std::unique_lock lock(mu_);
-    if (hosted_.contains(name)) throw std::invalid_argument("replica '" + name + "' exists");
-    auto h = std::make_unique<Hosted>();
-    h->id = random_id();
-    h->type = type_signature<T>();
-    h->port = std::make_unique<Port>(*this, name);
-    T state{};
-    std::uint64_t seq = 0;
-    if (!options_.data_dir.empty()) {
-      // Recovered before anything is linked: the replica starts with its durable state.
-      if (name == "." || name == ".." || name.find('/') != std::string::npos) {
-        throw std::invalid_argument("replica name '" + name + "' cannot name a directory");
+    detail::HostedSlot slot = reserve_replica(name, type_signature<T>());
+    try {
+      T state{};
+      std::uint64_t seq = 0;
+      if (slot.storage) {
+        // Recovered before the replica is announced: it starts with its durable state.
+        auto recovered = recover_state<T>(slot.storage->recovered());
+        if (!recovered) {
+          throw StorageError(slot.storage_dir +
+                             ": stored state does not decode as this replica's type: " +
+                             recovered.error().message());
+        }
+        state = std::move(recovered->first);
+        seq = recovered->second;
+        slot.storage->release_recovered();
+        options.storage = slot.storage;
       }
-      const std::filesystem::path dir = std::filesystem::path(options_.data_dir) / name;
-      std::error_code ec;
-      std::filesystem::create_directory(dir, ec);
-      auto storage = std::make_shared<FileStorage>(dir, options_.fsync, h->id);
-      auto recovered = recover_state<T>(storage->recovered());
-      if (!recovered) {
-        throw StorageError(dir.string() +
-                           ": stored state does not decode as this replica's type: " +
-                           recovered.error().message());
+      if (!options.logger) {
+        options.logger = slot.logger;
+        options.log_name = name;
+        options.refusal_log_interval = slot.refusal_log_interval;
       }
-      h->id = storage->id();
-      state = std::move(recovered->first);
-      seq = recovered->second;
-      storage->release_recovered();
-      options.storage = std::move(storage);
+      auto replica = std::make_shared<Replica<T>>(std::move(slot.runtime), slot.id, *slot.port,
+                                                  std::move(options), std::move(state), seq,
+                                                  slot.incarnation);
+      Replica<T>& ref = *replica;
+      detail::HostedReplica hosted;
+      hosted.deliver = [r = replica.get()](PeerId from, SyncMessage m) {
+        r->deliver(from, std::move(m));
+      };
+      hosted.set_neighbours = [r = replica.get()](std::vector<PeerId> n) {
+        r->set_neighbours(std::move(n));
+      };
+      hosted.replica = std::move(replica);
+      host_replica(name, std::move(hosted));
+      return ref;
+    } catch (...) {
+      abandon_replica(name);
+      throw;
     }
-    // Change notifications run on the node's notification thread unless told otherwise:
-    // never on an I/O thread, where a slow subscriber would hold up links and replicas.
-    if (!options.diffs_poster) options.diffs_poster = post_to(notify_->executor());
-    if (!options.logger) {
-      options.logger = log_;
-      options.log_name = name;
-      options.refusal_log_interval = options_.refusal_log_interval;
-    }
-    auto replica = std::make_shared<Replica<T>>(io_->executor(), h->id, *h->port,
-                                                std::move(options), std::move(state), seq,
-                                                incarnation_);
-    Replica<T>& ref = *replica;
-    h->deliver = [r = replica.get()](PeerId from, SyncMessage m) {
-      r->deliver(from, std::move(m));
-    };
-    h->set_neighbours = [r = replica.get()](std::vector<PeerId> n) { r->set_neighbours(n); };
-    h->replica = std::move(replica);
-    hosted_.emplace(name, std::move(h));
-    update_neighbours();
-    broadcast_gossip();
-    return ref;
   }
 
-  const std::string& name() const { return options_.name; }
+  const std::string& name() const;
   // host:port other nodes dial (the advertised address).
-  const std::string& address() const { return advertise_; }
-  std::uint16_t port() const { return port_; }
-  std::uint64_t incarnation() const { return incarnation_; }
+  const std::string& address() const;
+  std::uint16_t port() const;
+  std::uint64_t incarnation() const;
 
   // Names of the nodes with an established link, sorted.
   std::vector<std::string> live_members() const;
@@ -132,153 +133,14 @@ class Node {
   void stop();
 
  private:
-  // What a hosted replica sends goes through its port to the link of the node hosting the
-  // addressee.
-  struct Port final : SyncTransport {
-    Port(Node& n, std::string r) : node(n), replica(std::move(r)) {}
-    void send(PeerId from, PeerId to, SyncMessage msg) override {
-      node.route(replica, from, to, msg);
-    }
-    Node& node;
-    std::string replica;
-  };
+  // Takes the name (std::invalid_argument if taken or malformed) and opens its storage.
+  detail::HostedSlot reserve_replica(const std::string& name, std::uint64_t type);
+  // Announces the built replica and gives it neighbours (std::logic_error after stop()).
+  void host_replica(const std::string& name, detail::HostedReplica replica);
+  // Frees a name whose replica could not be built.
+  void abandon_replica(const std::string& name);
 
-  struct Hosted {
-    ReplicaId id = 0;
-    std::uint64_t type = 0;  // type_signature<T>()
-    std::unique_ptr<Port> port;
-    std::shared_ptr<void> replica;
-    std::function<void(PeerId, SyncMessage)> deliver;
-    std::function<void(std::vector<PeerId>)> set_neighbours;
-  };
-
-  using Table = MemberTable<transport::Link::Ptr>;
-  using Member = Table::Member;
-  using Dial = Table::Dial;
-
-  // A connection in its handshake; `source` is the remote IP of an accepted one (counted
-  // against max_handshakes_per_address), empty for one this node dialed.
-  struct Pending {
-    transport::Link::Ptr link;
-    std::string source;
-  };
-
-  // A membership strategy and when it runs next.
-  struct Strategy {
-    std::shared_ptr<MembershipStrategy> strategy;
-    std::chrono::steady_clock::time_point next{};  // when it runs again
-    bool running = false;
-  };
-
-  static NodeOptions validated(NodeOptions o);
-
-  ReplicaId random_id();
-
-  transport::HandshakeConfig handshake_config() const;
-
-  transport::Link::Handlers handlers(std::optional<std::string> dialed);
-
-  // Accepts connections until the acceptor closes. A failed accept (out of descriptors,
-  // say) backs off, 10 ms doubling to 1 s, instead of spinning; a connection beyond the
-  // handshake limits is closed at once. Both are counted and logged at most once per
-  // interval. (An exception escaping it is logged by its completion: see report_failure.)
-  asio::awaitable<void> accept_loop();
-
-  // Completion of a detached coroutine: an exception that escaped it (a bug) is logged as
-  // `event`, never lost. The node outlives its coroutines (stop() joins the threads).
-  std::function<void(std::exception_ptr)> report_failure(std::string_view event);
-
-  // Removes a link from those in their handshake (under mu_).
-  void leave_pending(const transport::Link* link);
-
-  // Logs `event` at most once per interval (see LogThrottle), adding how many lines were
-  // held back since the last. Safe under mu_ (neither the throttle nor the sink takes it).
-  void log_throttled(LogLevel level, std::string_view event,
-                     std::initializer_list<Logger::Field> fields);
-
-  // Every 100 ms: run the membership strategies that are due, dial addresses that are due;
-  // every gossip_interval: gossip.
-  asio::awaitable<void> maintain();
-
-  // A dial that threw (a bug, or an address that slipped past validation) is logged and
-  // retried with backoff like any failed dial, never left "in progress" for good.
-  void dial_crashed(const std::string& address, std::exception_ptr e);
-
-  // Forgets what gossip alone named and no link confirmed (MemberTable::forget_unreached).
-  // (Under mu_.)
-  void forget_unreached(std::chrono::steady_clock::time_point now);
-
-  // Runs strategy i once and adds the addresses it found to those dialed (kept forever: a
-  // node that moves away is simply unreachable there and retried with backoff).
-  asio::awaitable<void> discover(std::size_t i);
-
-  // Runs on a strand of its own (see maintain), which the socket, the resolver and the
-  // connect deadline share, so the deadline's handler and this coroutine never overlap.
-  asio::awaitable<void> dial(std::string address);
-
-  // Exponential backoff with jitter: min * 2^failures, capped, times 0.5-1.0.
-  void dial_failed(const std::string& address);
-
-  void link_up(const transport::Link::Ptr& link, const std::optional<std::string>& dialed);
-
-  // Whether `l` (a link to `peer`) was dialed by the node with the smaller name.
-  bool preferred(const transport::Link& l, const std::string& peer) const;
-
-  void link_down(const transport::Link::Ptr& link, transport::LinkError code,
-                 const std::string& reason, bool was_up,
-                 const std::optional<std::string>& dialed);
-
-  void link_frame(const transport::Link::Ptr& link, transport::Frame f);
-
-  // Neighbours of each hosted replica: its namesakes on every linked node.
-  void update_neighbours();
-
-  wire::Gossip own_gossip() const;
-
-  void broadcast_gossip();
-
-  void route(const std::string& replica, PeerId from, PeerId to, const SyncMessage& msg);
-
-  const NodeOptions options_;
-  std::shared_ptr<Logger> log_;
-  const std::uint64_t incarnation_;
-  std::mt19937_64 rng_;
-  std::shared_ptr<asio::ssl::context> tls_;  // null: plain TCP links
-  std::unique_ptr<IoThreads> io_;
-  // Runs replicas' change notifications (ReplicaOptions::on_diffs); joined after io_.
-  std::unique_ptr<IoThreads> notify_ = std::make_unique<IoThreads>(1);
-  // Reset in stop() before io_: a strand must not outlive its io_context.
-  std::optional<asio::strand<asio::io_context::executor_type>> control_{
-      asio::make_strand(io_->context())};
-  std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
-  std::unique_ptr<asio::steady_timer> maintenance_;
-  std::uint16_t port_ = 0;
-  std::string advertise_;
-  transport::LinkCounters counters_;
-
-  mutable std::mutex mu_;
-  bool stopped_ = false;
-  std::map<std::string, std::unique_ptr<Hosted>> hosted_;
-  Table table_{options_.name, {options_.max_members, options_.forget_unreached_after}};
-  std::vector<Strategy> strategies_;
-  std::map<const transport::Link*, Pending> pending_;    // handshaking
-  std::size_t accepted_handshaking_ = 0;                 // accepted ones among them
-  std::map<std::string, std::size_t> handshaking_from_;  // ... by source address
-  std::optional<asio::steady_timer> accept_pause_;       // accept back-off (control strand)
-  LogThrottle throttle_{options_.refusal_log_interval};
-  std::uint64_t connections_refused_ = 0;
-  std::uint64_t accept_errors_ = 0;
-  std::uint64_t gossip_rejected_ = 0;
-  std::uint64_t members_forgotten_ = 0;
-  std::vector<std::function<void(const MemberEvent&)>> listeners_;
-  // Deadlines of dials in progress, which stop() ends early; signalled when a link closes
-  // after stop() (which waits for its goodbyes on it). Both under mu_.
-  std::set<std::shared_ptr<asio::steady_timer>> dial_deadlines_;
-  // (peer, replica name, peer's type) of namesakes of another type, reported once each.
-  std::set<std::tuple<std::string, std::string, std::uint64_t>> type_mismatches_;
-  std::condition_variable links_closed_;
-  std::uint64_t reconnects_ = 0;
-  std::uint64_t sync_dropped_ = 0;
+  std::unique_ptr<NodeImpl> impl_;
 };
 
 }  // namespace deltacrdt

@@ -12,8 +12,8 @@
 #include "cluster/host_port.hpp"
 #include "cluster/log.hpp"
 #include "cluster/storage.hpp"
-#include "transport/link.hpp"
-#include "transport/tls.hpp"
+#include "transport/link_options.hpp"
+#include "transport/tls_options.hpp"
 
 namespace deltacrdt {
 

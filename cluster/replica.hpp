@@ -1,7 +1,9 @@
 // Replica<T>: a ReplicaCore run for an application - the DeltaCrdt-style process it holds.
-// Every public method is thread-safe and completes through any Asio completion token
-// (default: use_future, a Future as cheap as the call itself: cluster/future.hpp) once the
-// change is applied.
+// Every public method is thread-safe and completes once the change is applied: by default
+// through a Future as cheap as the call itself (use_future, cluster/future.hpp), or by
+// calling a callback(std::exception_ptr, result); with cluster/replica_asio.hpp included,
+// through any Asio completion token (use_awaitable, deferred, bind_executor(...)). This
+// header has no Asio: a replica runs on a ReplicaRuntime (cluster/replica_runtime.hpp).
 //
 // One turn at a time, one queue: operations, delivered messages, timer ticks and fsync
 // rounds wait in a single queue in arrival order and run one at a time, on whichever thread
@@ -9,8 +11,9 @@
 // nothing queued) runs at once on the caller's thread and, with a Future (or std::future, or
 // a plain callback), completes there: a thread calling put(...).get() in a loop pays no thread hop,
 // and the I/O threads hear of its deltas through the push timer, not a wake-up per write.
-// Otherwise the operation queues and the replica's executor runs the queue. Completion
-// handlers with an executor of their own (coroutines) always queue, and are dispatched to it.
+// Otherwise the operation queues and the runtime runs the queue. Completion handlers with
+// an executor of their own (coroutines, bound handlers) always queue, and are dispatched to
+// it.
 //
 // Lifetime: the state lives in a shared Impl that queued work keeps alive, so the Replica
 // object may be destroyed at any time; destruction stops its timers. The transport passed
@@ -34,18 +37,17 @@
 #include <variant>
 #include <vector>
 
-#include "cluster/asio_replica_clock.hpp"
 #include "cluster/diff_traits.hpp"
 #include "cluster/future.hpp"
 #include "cluster/log.hpp"
 #include "cluster/replica_core.hpp"
 #include "cluster/replica_options.hpp"
+#include "cluster/replica_runtime.hpp"
 #include "cluster/storage.hpp"
 #include "cluster/sync_transport.hpp"
 #include "cluster/unique_function.hpp"
 #include "cluster/write_concern.hpp"
 #include "crdt/hlc.hpp"
-#include "transport/asio.hpp"
 
 namespace deltacrdt {
 
@@ -57,12 +59,20 @@ struct ChosenWrite {
   std::uint64_t seq = 0;
 };
 
-// A Poster that runs functions on a strand of `executor`, in order.
-inline Poster post_to(asio::any_io_executor executor) {
-  return [strand = asio::make_strand(std::move(executor))](UniqueFunction<void()> f) {
-    asio::post(strand, std::move(f));
-  };
-}
+// Completes a Replica operation through an Asio completion token: defined by
+// cluster/replica_asio.hpp (the third argument is always AsioTokens). Declared only here.
+struct AsioTokens;
+template <class Token, class R, class Tag>
+struct AsioCompletion;
+
+// A completion token the replica can complete without Asio: use_future, or a callable
+// taking (std::exception_ptr, R) that has no executor of its own (a handler bound to an
+// executor names it as executor_type, as Asio's bind_executor does, and goes through Asio).
+template <class Token, class R>
+concept PlainCompletion =
+    std::is_same_v<std::decay_t<Token>, UseFuture> ||
+    (std::is_invocable_v<std::decay_t<Token>&, std::exception_ptr, R> &&
+     !requires { typename std::decay_t<Token>::executor_type; });
 
 template <DeltaCrdt T>
 class Replica {
@@ -72,13 +82,20 @@ class Replica {
  public:
   using Options = ReplicaOptions<T>;
 
-  Replica(asio::any_io_executor executor, ReplicaId id, SyncTransport& transport,
-          Options options = {}, T state = T{}, std::uint64_t seq = 0,
-          std::uint64_t incarnation = 0)
-      : impl_(std::make_shared<Impl>(std::move(executor), id, transport, std::move(options),
+  // Runs on `runtime` (its post function runs the queue; its clock and notification poster
+  // are the defaults for options that leave them unset).
+  Replica(ReplicaRuntime runtime, ReplicaId id, SyncTransport& transport, Options options = {},
+          T state = T{}, std::uint64_t seq = 0, std::uint64_t incarnation = 0)
+      : impl_(std::make_shared<Impl>(std::move(runtime), id, transport, std::move(options),
                                      std::move(state), seq, incarnation)) {
     impl_->start(impl_);
   }
+  // Runs on an executor, such as an io_context's (needs cluster/replica_asio.hpp).
+  template <RuntimeExecutor Executor>
+  Replica(const Executor& executor, ReplicaId id, SyncTransport& transport, Options options = {},
+          T state = T{}, std::uint64_t seq = 0, std::uint64_t incarnation = 0)
+      : Replica(ExecutorRuntime<Executor>::make(executor), id, transport, std::move(options),
+                std::move(state), seq, incarnation) {}
 
   Replica(const Replica&) = delete;
   Replica& operator=(const Replica&) = delete;
@@ -235,14 +252,11 @@ class Replica {
     std::optional<std::uint64_t> written;
   };
 
-  // Stands for "no executor of its own" when asking a handler for its executor.
-  struct NoExecutor : asio::system_executor {};
-
   struct Impl {
-    Impl(asio::any_io_executor ex, ReplicaId id, SyncTransport& t, Options o, T state,
+    Impl(ReplicaRuntime rt, ReplicaId id, SyncTransport& t, Options o, T state,
          std::uint64_t seq, std::uint64_t incarnation)
-        : executor(ex),
-          clock(o.clock ? std::move(o.clock) : std::make_shared<AsioReplicaClock>(ex)),
+        : post(std::move(rt.post)),
+          clock(o.clock ? std::move(o.clock) : std::move(rt.clock)),
           transport(t),
           core(id, o.sync, std::move(state), seq, incarnation),
           storage(std::move(o.storage)),
@@ -250,8 +264,14 @@ class Replica {
           log_name(std::move(o.log_name)),
           throttle(o.refusal_log_interval),
           on_diffs(std::move(o.on_diffs)),
-          diffs_poster(o.diffs_poster ? std::move(o.diffs_poster) : post_to(ex)),
-          report_initial_state(o.report_initial_state) {}
+          diffs_poster(o.diffs_poster ? std::move(o.diffs_poster) : std::move(rt.notify)),
+          report_initial_state(o.report_initial_state) {
+      if (!post) throw std::invalid_argument("replica: the runtime has no post function");
+      if (!clock) throw std::invalid_argument("replica: neither the options nor the runtime give a clock");
+      if (on_diffs && !diffs_poster) {
+        throw std::invalid_argument("replica: on_diffs needs a diffs_poster or a runtime's notify");
+      }
+    }
     ~Impl() {
       if (snapshot_thread.joinable()) snapshot_thread.join();
     }
@@ -323,10 +343,10 @@ class Replica {
         if (running || drain_posted) return;
         drain_posted = true;
       }
-      asio::post(executor, [self = shared()] { self->drain(); });
+      post([self = shared()] { self->drain(); });
     }
 
-    // Runs what is queued, as one batch, on the replica's executor.
+    // Runs what is queued, as one batch, on the runtime.
     void drain() {
       {
         std::lock_guard lock(queue_mutex);
@@ -371,7 +391,7 @@ class Replica {
           post = !impl.queue.empty() && !impl.drain_posted;
           if (post) impl.drain_posted = true;
         }
-        if (post) asio::post(impl.executor, [self = impl.shared()] { self->drain(); });
+        if (post) impl.post([self = impl.shared()] { self->drain(); });
       }
     };
 
@@ -559,22 +579,14 @@ class Replica {
       complete(error);
     }
 
-    // A handler without an executor of its own (a callback, a future) is called right here;
-    // others are dispatched to theirs.
+    // Handlers are called right here, in the turn: one with an executor of its own was
+    // wrapped to dispatch itself there (AsioCompletion).
     template <class Handler, class R>
     void finish(Handler handler, std::exception_ptr e, R value) {
-      if constexpr (std::is_same_v<asio::associated_executor_t<Handler, NoExecutor>,
-                                   NoExecutor>) {
-        std::move(handler)(e, std::move(value));
-      } else {
-        auto ex = asio::get_associated_executor(handler, executor);
-        asio::dispatch(ex, [handler = std::move(handler), e, value = std::move(value)]() mutable {
-          std::move(handler)(e, std::move(value));
-        });
-      }
+      std::move(handler)(e, std::move(value));
     }
 
-    asio::any_io_executor executor;
+    Poster post;
     std::shared_ptr<ReplicaClock> clock;
     SyncTransport& transport;
     ReplicaCore<T> core;
@@ -635,21 +647,30 @@ class Replica {
   // completes `token` with its result or exception.
   template <class R, class Body, class Token>
   auto submit(std::optional<WriteConcern> write, Body body, Token&& token) {
-    return asio::async_initiate<Token, void(std::exception_ptr, R)>(
-        [impl = impl_, write, body = std::move(body)](auto handler) mutable {
-          using Handler = decltype(handler);
-          // A future or a plain callback may complete on the calling thread; a handler with
-          // an executor of its own must not be called from inside its initiating function.
-          constexpr bool kMayRunHere =
-              std::is_same_v<std::decay_t<Token>, asio::use_future_t<>> ||
-              std::is_same_v<asio::associated_executor_t<Handler, NoExecutor>, NoExecutor>;
-          impl->enqueue(Work([write, body = std::move(body),
-                              handler = std::move(handler)](Impl& self) mutable {
-                          self.template execute<R>(write, body, std::move(handler));
-                        }),
-                        kMayRunHere);
-        },
-        token);
+    // Starts the operation with the handler the token became; `may_run_here`: it may run,
+    // and the handler be called, on the calling thread.
+    auto start = [impl = impl_, write, body = std::move(body)](auto handler,
+                                                                 bool may_run_here) mutable {
+      impl->enqueue(Work([write, body = std::move(body),
+                          handler = std::move(handler)](Impl& self) mutable {
+                      self.template execute<R>(write, body, std::move(handler));
+                    }),
+                    may_run_here);
+    };
+    using Tok = std::decay_t<Token>;
+    if constexpr (std::is_same_v<Tok, UseFuture>) {
+      auto state = std::make_shared<detail::FutureState<R>>();
+      start(detail::FutureHandler<R>(state), true);
+      return Future<R>(std::move(state));
+    } else if constexpr (PlainCompletion<Token, R>) {
+      start(Tok(std::forward<Token>(token)), true);
+    } else {
+      static_assert(requires { sizeof(AsioCompletion<Tok, R, AsioTokens>); },
+                    "not a callback(std::exception_ptr, R) nor use_future: an Asio completion "
+                    "token needs cluster/replica_asio.hpp");
+      return AsioCompletion<Tok, R, AsioTokens>::initiate(std::move(start),
+                                                          std::forward<Token>(token));
+    }
   }
 
   std::shared_ptr<Impl> impl_;

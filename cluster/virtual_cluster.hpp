@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "cluster/manual_clock.hpp"
-#include "cluster/replica.hpp"
+#include "cluster/replica_asio.hpp"
 #include "cluster/sync_transport.hpp"
 #include "transport/asio.hpp"
 

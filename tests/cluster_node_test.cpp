@@ -13,7 +13,9 @@
 #include <thread>
 #include <vector>
 
+#include "cluster/membership.hpp"
 #include "cluster/node.hpp"
+#include "transport/frame.hpp"
 #include "crdt/awlww_map.hpp"
 #include "crdt/pncounter.hpp"
 #include "tests/test_support.hpp"

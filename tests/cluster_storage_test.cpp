@@ -11,7 +11,7 @@
 
 #include "cluster/file_storage.hpp"
 #include "cluster/io_threads.hpp"
-#include "cluster/replica.hpp"
+#include "cluster/replica_asio.hpp"
 #include "cluster/sync_transport.hpp"
 #include "crdt/awlww_map.hpp"
 

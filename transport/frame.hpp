@@ -19,6 +19,7 @@
 
 #include "crdt/codec.hpp"
 #include "crdt/error.hpp"
+#include "transport/frame_limits.hpp"
 
 namespace deltacrdt::transport {
 
@@ -26,12 +27,6 @@ inline constexpr std::array<char, 4> kFrameMagic{'D', 'C', 'R', 'W'};
 inline constexpr std::uint8_t kWireVersion = 1;
 inline constexpr std::size_t kFrameHeaderBytes = 12;
 inline constexpr std::size_t kFrameTrailerBytes = 8;
-// Default bound on one frame's payload: a sync message of max_sync_bytes plus its header
-// fits with room to spare.
-inline constexpr std::size_t kDefaultMaxFrameBytes = 4 * 1024 * 1024;
-// Bound on a frame's payload before the peer has authenticated: the largest handshake frame
-// (a hello_ack with 255-byte cluster and node names) is about 630 bytes.
-inline constexpr std::size_t kDefaultMaxHandshakeFrameBytes = 1024;
 
 enum class FrameType : std::uint8_t {
   hello = 1,      // handshake, client -> server

@@ -16,16 +16,9 @@
 #include <boost/asio/ssl.hpp>
 
 #include "transport/asio.hpp"
+#include "transport/tls_options.hpp"
 
 namespace deltacrdt::transport {
-
-struct TlsOptions {
-  std::string certificate_chain;  // PEM file: this node's certificate (then intermediates)
-  std::string private_key;        // PEM file: its private key
-  std::string ca;                 // PEM file: the CA(s) that sign cluster nodes' certificates
-
-  bool enabled() const { return !certificate_chain.empty() || !private_key.empty() || !ca.empty(); }
-};
 
 // A TLS 1.3 context presenting this node's certificate and requiring one from the peer,
 // signed by `ca`. Throws std::invalid_argument naming the file and the reason when a file

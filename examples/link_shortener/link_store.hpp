@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cluster/node.hpp"
+#include "cluster/replica_asio.hpp"
 #include "crdt/awlww_map.hpp"
 #include "crdt/causal_counter.hpp"
 #include "crdt/compact_string.hpp"

@@ -1,0 +1,236 @@
+// NodeImpl: the Node's machinery (cluster/node.hpp has the public class and docs/node.md
+// the behaviour): I/O threads, listener, links, membership tables, hosted replicas. An
+// internal header of the compiled library, with Asio and OpenSSL: applications include
+// cluster/node.hpp, which holds a NodeImpl by pointer.
+//
+// Thread-safe: the public API may be called from any thread. Internally one mutex guards
+// the membership tables; handlers never block while holding it (sends and replica calls
+// only post work).
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "cluster/file_storage.hpp"
+#include "cluster/io_threads.hpp"
+#include "cluster/member_table.hpp"
+#include "cluster/membership.hpp"
+#include "cluster/node.hpp"
+#include "cluster/node_options.hpp"
+#include "cluster/replica.hpp"
+#include "cluster/wire.hpp"
+#include "crdt/type_signature.hpp"
+#include "transport/link.hpp"
+
+namespace deltacrdt {
+
+class NodeImpl {
+ public:
+  explicit NodeImpl(NodeOptions options);
+
+  NodeImpl(const NodeImpl&) = delete;
+  NodeImpl& operator=(const NodeImpl&) = delete;
+  ~NodeImpl() { stop(); }
+
+  // The steps of Node::add_replica<T> (see node.hpp): a name reserved with its id,
+  // storage and runtime; the replica built on them hosted, or the name given up.
+  detail::HostedSlot reserve_replica(const std::string& name, std::uint64_t type);
+  void host_replica(const std::string& name, detail::HostedReplica replica);
+  void abandon_replica(const std::string& name);
+
+  const std::string& name() const { return options_.name; }
+  // host:port other nodes dial (the advertised address).
+  const std::string& address() const { return advertise_; }
+  std::uint16_t port() const { return port_; }
+  std::uint64_t incarnation() const { return incarnation_; }
+
+  // Names of the nodes with an established link, sorted.
+  std::vector<std::string> live_members() const;
+  // Every node this one knows of, linked or not.
+  std::vector<std::string> known_members() const;
+
+  NodeMetrics metrics() const;
+
+  // Called (on an I/O thread, in order per peer) when a node's link comes up or goes down.
+  void on_member_event(std::function<void(const MemberEvent&)> callback);
+
+  // Says goodbye on every link, stops accepting and dialing, destroys the replicas and joins
+  // the threads. Idempotent; the destructor calls it.
+  void stop();
+
+ private:
+  // What a hosted replica sends goes through its port to the link of the node hosting the
+  // addressee.
+  struct Port final : SyncTransport {
+    Port(NodeImpl& n, std::string r) : node(n), replica(std::move(r)) {}
+    void send(PeerId from, PeerId to, SyncMessage msg) override {
+      node.route(replica, from, to, msg);
+    }
+    NodeImpl& node;
+    std::string replica;
+  };
+
+  // A replica under its name. Until `ready` (while add_replica builds it) the name is
+  // taken but the replica is neither announced, nor given neighbours, nor sent messages.
+  struct Hosted {
+    ReplicaId id = 0;
+    std::uint64_t type = 0;  // type_signature<T>()
+    std::unique_ptr<Port> port;
+    bool ready = false;
+    detail::HostedReplica replica;
+  };
+
+  using Table = MemberTable<transport::Link::Ptr>;
+  using Member = Table::Member;
+  using Dial = Table::Dial;
+
+  // A connection in its handshake; `source` is the remote IP of an accepted one (counted
+  // against max_handshakes_per_address), empty for one this node dialed.
+  struct Pending {
+    transport::Link::Ptr link;
+    std::string source;
+  };
+
+  // A membership strategy and when it runs next.
+  struct Strategy {
+    std::shared_ptr<MembershipStrategy> strategy;
+    std::chrono::steady_clock::time_point next{};  // when it runs again
+    bool running = false;
+  };
+
+  static NodeOptions validated(NodeOptions o);
+
+  // Where hosted replicas run: their queues and timers on the I/O threads; their change
+  // notifications on the node's notification thread unless told otherwise, never on an I/O
+  // thread, where a slow subscriber would hold up links and replicas.
+  ReplicaRuntime replica_runtime();
+
+  ReplicaId random_id();
+
+  transport::HandshakeConfig handshake_config() const;
+
+  transport::Link::Handlers handlers(std::optional<std::string> dialed);
+
+  // Accepts connections until the acceptor closes. A failed accept (out of descriptors,
+  // say) backs off, 10 ms doubling to 1 s, instead of spinning; a connection beyond the
+  // handshake limits is closed at once. Both are counted and logged at most once per
+  // interval. (An exception escaping it is logged by its completion: see report_failure.)
+  asio::awaitable<void> accept_loop();
+
+  // Completion of a detached coroutine: an exception that escaped it (a bug) is logged as
+  // `event`, never lost. The node outlives its coroutines (stop() joins the threads).
+  std::function<void(std::exception_ptr)> report_failure(std::string_view event);
+
+  // Removes a link from those in their handshake (under mu_).
+  void leave_pending(const transport::Link* link);
+
+  // Logs `event` at most once per interval (see LogThrottle), adding how many lines were
+  // held back since the last. Safe under mu_ (neither the throttle nor the sink takes it).
+  void log_throttled(LogLevel level, std::string_view event,
+                     std::initializer_list<Logger::Field> fields);
+
+  // Every 100 ms: run the membership strategies that are due, dial addresses that are due;
+  // every gossip_interval: gossip.
+  asio::awaitable<void> maintain();
+
+  // A dial that threw (a bug, or an address that slipped past validation) is logged and
+  // retried with backoff like any failed dial, never left "in progress" for good.
+  void dial_crashed(const std::string& address, std::exception_ptr e);
+
+  // Forgets what gossip alone named and no link confirmed (MemberTable::forget_unreached).
+  // (Under mu_.)
+  void forget_unreached(std::chrono::steady_clock::time_point now);
+
+  // Runs strategy i once and adds the addresses it found to those dialed (kept forever: a
+  // node that moves away is simply unreachable there and retried with backoff).
+  asio::awaitable<void> discover(std::size_t i);
+
+  // Runs on a strand of its own (see maintain), which the socket, the resolver and the
+  // connect deadline share, so the deadline's handler and this coroutine never overlap.
+  asio::awaitable<void> dial(std::string address);
+
+  // Exponential backoff with jitter: min * 2^failures, capped, times 0.5-1.0.
+  void dial_failed(const std::string& address);
+
+  void link_up(const transport::Link::Ptr& link, const std::optional<std::string>& dialed);
+
+  // Whether `l` (a link to `peer`) was dialed by the node with the smaller name.
+  bool preferred(const transport::Link& l, const std::string& peer) const;
+
+  void link_down(const transport::Link::Ptr& link, transport::LinkError code,
+                 const std::string& reason, bool was_up,
+                 const std::optional<std::string>& dialed);
+
+  void link_frame(const transport::Link::Ptr& link, transport::Frame f);
+
+  // Neighbours of each hosted replica: its namesakes on every linked node.
+  void update_neighbours();
+
+  wire::Gossip own_gossip() const;
+
+  void broadcast_gossip();
+
+  void route(const std::string& replica, PeerId from, PeerId to, const SyncMessage& msg);
+
+  const NodeOptions options_;
+  std::shared_ptr<Logger> log_;
+  const std::uint64_t incarnation_;
+  std::mt19937_64 rng_;
+  std::shared_ptr<asio::ssl::context> tls_;  // null: plain TCP links
+  std::unique_ptr<IoThreads> io_;
+  // Runs replicas' change notifications (ReplicaOptions::on_diffs); joined after io_.
+  std::unique_ptr<IoThreads> notify_ = std::make_unique<IoThreads>(1);
+  // Reset in stop() before io_: a strand must not outlive its io_context.
+  std::optional<asio::strand<asio::io_context::executor_type>> control_{
+      asio::make_strand(io_->context())};
+  std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
+  std::unique_ptr<asio::steady_timer> maintenance_;
+  std::uint16_t port_ = 0;
+  std::string advertise_;
+  transport::LinkCounters counters_;
+
+  mutable std::mutex mu_;
+  bool stopped_ = false;
+  std::map<std::string, std::unique_ptr<Hosted>> hosted_;
+  Table table_{options_.name, {options_.max_members, options_.forget_unreached_after}};
+  std::vector<Strategy> strategies_;
+  std::map<const transport::Link*, Pending> pending_;    // handshaking
+  std::size_t accepted_handshaking_ = 0;                 // accepted ones among them
+  std::map<std::string, std::size_t> handshaking_from_;  // ... by source address
+  std::optional<asio::steady_timer> accept_pause_;       // accept back-off (control strand)
+  LogThrottle throttle_{options_.refusal_log_interval};
+  std::uint64_t connections_refused_ = 0;
+  std::uint64_t accept_errors_ = 0;
+  std::uint64_t gossip_rejected_ = 0;
+  std::uint64_t members_forgotten_ = 0;
+  std::vector<std::function<void(const MemberEvent&)>> listeners_;
+  // Deadlines of dials in progress, which stop() ends early; signalled when a link closes
+  // after stop() (which waits for its goodbyes on it). Both under mu_.
+  std::set<std::shared_ptr<asio::steady_timer>> dial_deadlines_;
+  // (peer, replica name, peer's type) of namesakes of another type, reported once each.
+  std::set<std::tuple<std::string, std::string, std::uint64_t>> type_mismatches_;
+  std::condition_variable links_closed_;
+  std::uint64_t reconnects_ = 0;
+  std::uint64_t sync_dropped_ = 0;
+};
+
+}  // namespace deltacrdt
