@@ -51,30 +51,19 @@ class NodeImpl {
   NodeImpl& operator=(const NodeImpl&) = delete;
   ~NodeImpl() { stop(); }
 
-  // The steps of Node::add_replica<T> (see node.hpp): a name reserved with its id,
-  // storage and runtime; the replica built on them hosted, or the name given up.
+  // Node's public API and the steps of its add_replica<T> (node.hpp describes each); Node
+  // forwards here.
   detail::HostedSlot reserve_replica(const std::string& name, std::uint64_t type);
   void host_replica(const std::string& name, detail::HostedReplica replica);
   void abandon_replica(const std::string& name);
-
   const std::string& name() const { return options_.name; }
-  // host:port other nodes dial (the advertised address).
   const std::string& address() const { return advertise_; }
   std::uint16_t port() const { return port_; }
   std::uint64_t incarnation() const { return incarnation_; }
-
-  // Names of the nodes with an established link, sorted.
   std::vector<std::string> live_members() const;
-  // Every node this one knows of, linked or not.
   std::vector<std::string> known_members() const;
-
   NodeMetrics metrics() const;
-
-  // Called (on an I/O thread, in order per peer) when a node's link comes up or goes down.
   void on_member_event(std::function<void(const MemberEvent&)> callback);
-
-  // Says goodbye on every link, stops accepting and dialing, destroys the replicas and joins
-  // the threads. Idempotent; the destructor calls it.
   void stop();
 
  private:
