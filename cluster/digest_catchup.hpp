@@ -24,7 +24,7 @@
 #include "cluster/protocol.hpp"
 #include "crdt/bucketed.hpp"
 #include "crdt/codec.hpp"
-#include "transport/byte_io.hpp"
+#include "base/byte_io.hpp"
 
 namespace deltacrdt::detail {
 

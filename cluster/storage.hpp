@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "crdt/dot.hpp"
-#include "crdt/error.hpp"
+#include "base/error.hpp"
 
 namespace deltacrdt {
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "cluster/protocol.hpp"
-#include "transport/byte_io.hpp"
+#include "base/byte_io.hpp"
 
 namespace deltacrdt::wire {
 

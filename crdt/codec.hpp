@@ -22,12 +22,12 @@
 #include <type_traits>
 #include <utility>
 
-#include <xxhash.h>
 #include <cereal/cereal.hpp>
 
+#include "base/bytes.hpp"
+#include "base/error.hpp"
 #include "crdt/archive.hpp"
 #include "crdt/compact_string.hpp"
-#include "crdt/error.hpp"
 
 namespace deltacrdt {
 
@@ -54,22 +54,6 @@ enum class TypeTag : std::uint16_t {
 };
 
 namespace detail {
-
-inline void append_le64(std::string& out, std::uint64_t v) {
-  char buf[8];
-  for (int i = 0; i < 8; ++i) buf[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-  out.append(buf, 8);
-}
-
-inline std::uint64_t read_le64(const char* p) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= std::uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
-  return v;
-}
-
-inline std::uint64_t hash_bytes(std::string_view bytes) {
-  return XXH3_64bits(bytes.data(), bytes.size());
-}
 
 template <class T>
 inline constexpr bool is_byte_like_v =

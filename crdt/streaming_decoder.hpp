@@ -30,7 +30,7 @@
 
 #include "crdt/archive.hpp"
 #include "crdt/codec.hpp"
-#include "crdt/error.hpp"
+#include "base/error.hpp"
 
 namespace deltacrdt {
 

@@ -51,6 +51,18 @@ step "install deltacrdt" "$meson" install -C "$tmp/build-self" --quiet
 step "installed shared library" test -e "$prefix/lib/libdeltacrdt.so.0"
 step "installed static library" test -e "$prefix/lib/libdeltacrdt.a"
 step "internal headers stay private" test ! -e "$prefix/include/deltacrdt/cluster/node_impl.hpp"
+# Every installed header stands on its own: it includes only installed headers.
+headers_stand_alone() {
+  local h
+  while IFS= read -r h; do
+    if ! echo "#include \"${h#"$prefix/include/deltacrdt/"}\"" |
+      c++ -std=c++20 -I"$prefix/include/deltacrdt" -x c++ -M -o /dev/null -; then
+      echo "installed header $h includes what is not installed" >&2
+      return 1
+    fi
+  done < <(find "$prefix/include/deltacrdt" -name '*.hpp' | sort)
+}
+step "installed headers stand alone" headers_stand_alone
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 # The installed library is not on the loader's path.
 export LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

@@ -17,8 +17,8 @@
 #include <string>
 #include <string_view>
 
-#include "crdt/codec.hpp"
-#include "crdt/error.hpp"
+#include "base/bytes.hpp"
+#include "base/error.hpp"
 #include "transport/frame_limits.hpp"
 
 namespace deltacrdt::transport {

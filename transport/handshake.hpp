@@ -28,7 +28,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include "transport/byte_io.hpp"
+#include "base/byte_io.hpp"
 #include "transport/frame.hpp"
 #include "transport/link_error.hpp"
 
