@@ -16,6 +16,7 @@
 
 #include "bench/bench_util.hpp"
 #include "cluster/local_cluster.hpp"
+#include "cluster/replica_asio.hpp"
 #include "crdt/awlww_map.hpp"
 
 using namespace deltacrdt;

@@ -57,7 +57,7 @@ double durable_puts(FsyncPolicy policy, int writers, double seconds) {
   LocalTransport net;
   ReplicaOptions<Map> options;
   options.storage = std::make_shared<FileStorage>(dir.path, policy, 1);
-  Replica<Map> r(io.executor(), 1, net, options);
+  Replica<Map> r(io.runtime(), 1, net, options);
   std::atomic<std::uint64_t> done{0};
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
@@ -103,7 +103,7 @@ PauseResult snapshot_pause(std::size_t n, bool off_strand, std::size_t baseline_
   options.sync.snapshot_off_strand = off_strand;
   options.sync.snapshot_log_bytes =
       baseline_puts > 0 ? ~std::uint64_t{0} : 4 * 1024 * 1024;  // about 25k puts of log
-  Replica<Map> r(io.executor(), 1, net, options, std::move(recovered->first), recovered->second);
+  Replica<Map> r(io.runtime(), 1, net, options, std::move(recovered->first), recovered->second);
   const auto snapshot_time = [&] { return fs::last_write_time(dir.path / "snapshot"); };
   const auto first = snapshot_time();
   std::vector<double> latencies;

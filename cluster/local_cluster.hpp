@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "cluster/io_threads.hpp"
-#include "cluster/replica_asio.hpp"
+#include "cluster/replica.hpp"
 #include "cluster/sync_transport.hpp"
 
 namespace deltacrdt {
@@ -39,7 +39,8 @@ class LocalCluster {
 
   // Adds a replica (not yet anyone's neighbour) and returns it.
   Replica<T>& add(ReplicaId id, ReplicaOptions<T> options = {}) {
-    replicas_.push_back(std::make_unique<Replica<T>>(io_.executor(), id, transport_, std::move(options)));
+    replicas_.push_back(
+        std::make_unique<Replica<T>>(io_.runtime(), id, transport_, std::move(options)));
     transport_.attach(*replicas_.back());
     return *replicas_.back();
   }
@@ -52,7 +53,7 @@ class LocalCluster {
   }
 
   LocalTransport& transport() { return transport_; }
-  asio::any_io_executor executor() { return io_.executor(); }
+  IoThreads& threads() { return io_; }
 
  private:
   LocalTransport transport_;  // destroyed last

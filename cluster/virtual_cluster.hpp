@@ -1,6 +1,6 @@
 // VirtualCluster<T>: replicas of one CRDT run by the calling thread alone, in virtual time -
-// the Replica<T> counterpart of SimNetwork (which drives ReplicaCore). Every replica's
-// executor is one io_context that only run_for() and wait() run, every clock read and timer
+// the Replica<T> counterpart of SimNetwork (which drives ReplicaCore). Every replica runs on
+// one queue that only run_for(), wait() and poll() run, every clock read and timer
 // goes through one ManualClock, and messages travel through a LocalTransport (delivered to
 // the addressee's queue at once). A run is the same every time: for deterministic tests of
 // the runner and of applications built on it, with no sleeps and no polling of real time.
@@ -10,15 +10,19 @@
 
 #include <chrono>
 #include <cstddef>
+#include <deque>
+#include <future>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <utility>
 #include <vector>
 
 #include "cluster/manual_clock.hpp"
-#include "cluster/replica_asio.hpp"
+#include "cluster/replica.hpp"
+#include "cluster/replica_runtime.hpp"
 #include "cluster/sync_transport.hpp"
-#include "transport/asio.hpp"
+#include "cluster/unique_function.hpp"
 
 namespace deltacrdt {
 
@@ -44,8 +48,7 @@ class VirtualCluster {
   Replica<T>& add(ReplicaId id, ReplicaOptions<T> options = {}, T state = T{},
                   std::uint64_t seq = 0) {
     options.clock = clock_;
-    if (!options.diffs_poster) options.diffs_poster = post_to(io_.get_executor());
-    replicas_.push_back(std::make_unique<Replica<T>>(io_.get_executor(), id, transport_,
+    replicas_.push_back(std::make_unique<Replica<T>>(runtime(), id, transport_,
                                                      std::move(options), std::move(state), seq));
     transport_.attach(*replicas_.back());
     return *replicas_.back();
@@ -91,24 +94,40 @@ class VirtualCluster {
   std::size_t poll() {
     std::size_t ran = 0;
     for (;;) {
-      const std::size_t n = io_.poll();
-      io_.restart();
-      if (n == 0) return ran;
-      ran += n;
+      UniqueFunction<void()> f;
+      {
+        std::lock_guard lock(ready_mutex_);
+        if (ready_.empty()) return ran;
+        f = std::move(ready_.front());
+        ready_.pop_front();
+      }
+      f();
+      ++ran;
     }
   }
 
   Time now() const { return clock_->now(); }
   ManualClock& clock() { return *clock_; }
   LocalTransport& transport() { return transport_; }
-  asio::any_io_executor executor() { return io_.get_executor(); }
+
+  // Runs on this cluster's loop: work, notifications (in the order posted) and the
+  // virtual clock.
+  ReplicaRuntime runtime() {
+    Poster post = [this](UniqueFunction<void()> f) {
+      std::lock_guard lock(ready_mutex_);
+      ready_.push_back(std::move(f));
+    };
+    return ReplicaRuntime{post, post, clock_};
+  }
 
  private:
   void drain() { poll(); }
 
   std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
   LocalTransport transport_;
-  asio::io_context io_;
+  // What is ready to run (posted from any thread; run by poll() on the caller's).
+  std::mutex ready_mutex_;
+  std::deque<UniqueFunction<void()>> ready_;
   std::vector<std::unique_ptr<Replica<T>>> replicas_;
 };
 

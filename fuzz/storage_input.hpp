@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cluster/file_storage.hpp"
+#include "cluster/storage_format.hpp"
 #include "crdt/awlww_map.hpp"
 #include "fuzz/fuzz_input.hpp"
 

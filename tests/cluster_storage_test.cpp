@@ -10,8 +10,9 @@
 #include <vector>
 
 #include "cluster/file_storage.hpp"
+#include "cluster/storage_format.hpp"
 #include "cluster/io_threads.hpp"
-#include "cluster/replica_asio.hpp"
+#include "cluster/replica.hpp"
 #include "cluster/sync_transport.hpp"
 #include "crdt/awlww_map.hpp"
 
@@ -386,7 +387,7 @@ TEST_SUITE("cluster.storage") {
         o.sync.sync_interval = std::chrono::milliseconds(5);
         o.sync.snapshot_off_strand = off_strand;
         o.storage = std::make_shared<FileStorage>(d.path, FsyncPolicy::never, 5);
-        Replica<Map> r(io.executor(), 5, net, o);
+        Replica<Map> r(io.runtime(), 5, net, o);
         std::vector<std::thread> writers;
         for (int w = 0; w < 2; ++w) {
           writers.emplace_back([&, w] {

@@ -1,12 +1,16 @@
 // Helpers shared by the tests that wait on real threads, sockets or processes.
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
 #include <thread>
-
-#include "transport/asio.hpp"
 
 namespace deltacrdt::testing {
 
@@ -25,9 +29,18 @@ inline bool eventually(const std::function<bool()>& done,
 // A port on 127.0.0.1 that was free a moment ago (the kernel does not hand it out again at
 // once), for processes that must be told their port before they start.
 inline std::uint16_t free_port() {
-  asio::io_context io;
-  asio::ip::tcp::acceptor probe(io, {asio::ip::make_address("127.0.0.1"), 0});
-  return probe.local_endpoint().port();
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("free_port: socket() failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  ::close(fd);
+  if (!ok) throw std::runtime_error("free_port: no port on 127.0.0.1");
+  return ntohs(addr.sin_port);
 }
 
 }  // namespace deltacrdt::testing
