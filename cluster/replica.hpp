@@ -560,9 +560,11 @@ class Replica {
         error = std::current_exception();
       }
       pump();
-      Completion complete = [this, handler = std::move(handler),
+      // Handlers are called right here, in the turn: one with an executor of its own was
+      // wrapped to dispatch itself there (AsioCompletion).
+      Completion complete = [handler = std::move(handler),
                              value = std::move(out.value)](std::exception_ptr e) mutable {
-        finish(std::move(handler), e, std::move(value));
+        std::move(handler)(e, std::move(value));
       };
       if (!error && write && out.written) {
         if (write->level == WriteConcern::Level::durable) {
@@ -577,13 +579,6 @@ class Replica {
         }
       }
       complete(error);
-    }
-
-    // Handlers are called right here, in the turn: one with an executor of its own was
-    // wrapped to dispatch itself there (AsioCompletion).
-    template <class Handler, class R>
-    void finish(Handler handler, std::exception_ptr e, R value) {
-      std::move(handler)(e, std::move(value));
     }
 
     Poster post;
@@ -675,5 +670,11 @@ class Replica {
 
   std::shared_ptr<Impl> impl_;
 };
+
+// Compiled once, into libdeltacrdt (see the end of cluster/replica_core.hpp).
+#ifndef DELTACRDT_HEADER_ONLY
+extern template class Replica<AWLWWMap<std::string, std::string>>;
+extern template class Replica<PNCounter>;
+#endif
 
 }  // namespace deltacrdt

@@ -26,9 +26,11 @@
 #include "cluster/digest_catchup.hpp"
 #include "cluster/protocol.hpp"
 #include "cluster/storage.hpp"
+#include "crdt/awlww_map.hpp"
 #include "crdt/bucketed.hpp"
 #include "crdt/codec.hpp"
 #include "crdt/concept.hpp"
+#include "crdt/pncounter.hpp"
 #include "crdt/streaming_decoder.hpp"
 
 namespace deltacrdt {
@@ -947,5 +949,15 @@ class ReplicaCore {
   bool snapshot_rebuild_failed_ = false;  // a rebuild failed once: encode on the strand
   bool snapshot_running_ = false;
 };
+
+// The replicas most programs start with are compiled once, into libdeltacrdt
+// (cluster/prebuilt_instances.cpp), rather than into every translation unit that uses them:
+// these declarations tell the compiler they exist elsewhere. Programs that use the templates
+// without linking libdeltacrdt define DELTACRDT_HEADER_ONLY.
+#ifndef DELTACRDT_HEADER_ONLY
+extern template class AWLWWMap<std::string, std::string>;
+extern template class ReplicaCore<AWLWWMap<std::string, std::string>>;
+extern template class ReplicaCore<PNCounter>;
+#endif
 
 }  // namespace deltacrdt

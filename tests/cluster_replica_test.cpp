@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cluster/local_cluster.hpp"
+#include "cluster/replica_asio.hpp"
 #include "cluster/virtual_cluster.hpp"
 #include "crdt/awlww_map.hpp"
 #include "crdt/pncounter.hpp"
