@@ -227,9 +227,11 @@ void NodeImpl::abandon_replica(const std::string& name) {
 }
 
 ReplicaRuntime NodeImpl::replica_runtime() {
-  const asio::any_io_executor io = io_->executor();
-  return ReplicaRuntime{[io](UniqueFunction<void()> f) { asio::post(io, std::move(f)); },
-                        post_to(notify_->executor()), std::make_shared<AsioReplicaClock>(io)};
+  // Work and timers on the I/O threads; notifications on the node's own thread, so that a
+  // slow on_diffs never holds up replication.
+  ReplicaRuntime runtime = asio_runtime(io_->executor());
+  runtime.notify = post_to(notify_->executor());
+  return runtime;
 }
 
 NodeOptions NodeImpl::validated(NodeOptions o) {

@@ -7,7 +7,8 @@
 #   2. the same installation, found by a CMake project with find_package (CONFIG);
 #   3. a copy of this tree in <consumer>/subprojects/deltacrdt, found through
 #      meson.override_dependency (--wrap-mode=forcefallback, no .wrap file).
-# It also checks that the README shows exactly these consumer files.
+# It also checks that the README shows exactly these consumer files, and builds and runs
+# tests/consumer/types.cpp (every CRDT type the README lists) against the installation.
 # Usage: install_consumer.sh SOURCE_ROOT CONSUMER_DIR [MESON]
 set -uo pipefail
 
@@ -70,6 +71,14 @@ step "configure consumer (pkg-config)" "$meson" setup "$tmp/build-installed" "$c
   --wrap-mode=nofallback
 step "build consumer (pkg-config)" "$meson" compile -C "$tmp/build-installed"
 step "run consumer (pkg-config)" "$tmp/build-installed/consumer"
+# Every CRDT type and nesting the README lists, as replicas too, built against the
+# installed headers and library with nothing but what pkg-config says.
+build_types() {
+  # shellcheck disable=SC2046 # pkg-config prints several flags
+  c++ -std=c++20 "$consumer/types.cpp" -o "$tmp/types" $(pkg-config --cflags --libs deltacrdt)
+}
+step "build every listed type (pkg-config)" build_types
+step "run every listed type" "$tmp/types"
 
 # 2. The same installation, found by CMake.
 step "configure consumer (CMake)" cmake -S "$consumer" -B "$tmp/build-cmake" \
