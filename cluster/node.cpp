@@ -173,7 +173,8 @@ void NodeImpl::stop() {
   io_.reset();
 }
 
-detail::HostedSlot NodeImpl::reserve_replica(const std::string& name, std::uint64_t type) {
+detail::HostedSlot NodeImpl::reserve_replica(const std::string& name, std::uint64_t type,
+                                             const NeighbourPolicy& neighbours) {
   if (name.empty() || name.size() > wire::kMaxName) {
     throw std::invalid_argument("replica name must have 1-255 bytes");
   }
@@ -186,6 +187,7 @@ detail::HostedSlot NodeImpl::reserve_replica(const std::string& name, std::uint6
   auto h = std::make_unique<Hosted>();
   h->id = random_id();
   h->type = type;
+  h->policy = neighbours;
   h->port = std::make_unique<Port>(*this, name);
   detail::HostedSlot slot;
   if (!options_.data_dir.empty()) {
@@ -218,6 +220,25 @@ void NodeImpl::host_replica(const std::string& name, detail::HostedReplica repli
   it->second->ready = true;
   update_neighbours();
   broadcast_gossip();
+}
+
+void NodeImpl::set_neighbours(const std::string& replica, NeighbourPolicy policy) {
+  std::lock_guard lock(mu_);
+  auto it = hosted_.find(replica);
+  if (it == hosted_.end() || !it->second->ready) {
+    throw std::invalid_argument("no replica '" + replica + "' is hosted on this node");
+  }
+  it->second->policy = std::move(policy);
+  update_neighbours();
+}
+
+NeighbourPolicy NodeImpl::neighbours(const std::string& replica) const {
+  std::lock_guard lock(mu_);
+  auto it = hosted_.find(replica);
+  if (it == hosted_.end() || !it->second->ready) {
+    throw std::invalid_argument("no replica '" + replica + "' is hosted on this node");
+  }
+  return it->second->policy;
 }
 
 void NodeImpl::abandon_replica(const std::string& name) {
@@ -695,7 +716,7 @@ void NodeImpl::update_neighbours() {
       for (const auto& r : m.replicas) {
         if (r.name != name) continue;
         if (r.type == h->type) {
-          ids.push_back(r.id);
+          if (h->policy.includes(n)) ids.push_back(r.id);
         } else if (type_mismatches_.insert({n, name, r.type}).second) {
           // Every delta between them would be refused as undecodable: say so once.
           log_->log(LogLevel::error, "replica_type_mismatch",
@@ -753,8 +774,15 @@ void Node::on_member_event(std::function<void(const MemberEvent&)> callback) {
   impl_->on_member_event(std::move(callback));
 }
 void Node::stop() { impl_->stop(); }
-detail::HostedSlot Node::reserve_replica(const std::string& name, std::uint64_t type) {
-  return impl_->reserve_replica(name, type);
+detail::HostedSlot Node::reserve_replica(const std::string& name, std::uint64_t type,
+                                         const NeighbourPolicy& neighbours) {
+  return impl_->reserve_replica(name, type, neighbours);
+}
+void Node::set_neighbours(const std::string& replica, NeighbourPolicy policy) {
+  impl_->set_neighbours(replica, std::move(policy));
+}
+NeighbourPolicy Node::neighbours(const std::string& replica) const {
+  return impl_->neighbours(replica);
 }
 void Node::host_replica(const std::string& name, detail::HostedReplica replica) {
   impl_->host_replica(name, std::move(replica));

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "cluster/file_storage.hpp"
+#include "cluster/neighbour_policy.hpp"
 #include "cluster/node_options.hpp"
 #include "cluster/replica.hpp"
 #include "cluster/replica_runtime.hpp"
@@ -67,10 +68,11 @@ class Node {
   // Hosts a replica named `name` (unique on this node, 1-255 bytes) with a fresh replica
   // id, or with the id and state its storage recovered when the node has a data_dir
   // (StorageError when that state does not decode as T). Its neighbours are its namesakes
-  // of the same type on every linked node.
+  // of the same type on the linked nodes that options.neighbours chooses (default: every
+  // one).
   template <DeltaCrdt T>
   Replica<T>& add_replica(const std::string& name, ReplicaOptions<T> options = {}) {
-    detail::HostedSlot slot = reserve_replica(name, type_signature<T>());
+    detail::HostedSlot slot = reserve_replica(name, type_signature<T>(), options.neighbours);
     try {
       T state{};
       std::uint64_t seq = 0;
@@ -125,6 +127,12 @@ class Node {
 
   NodeMetrics metrics() const;
 
+  // Changes which linked nodes the hosted replica `replica` pushes to (see
+  // ReplicaOptions::neighbours); takes effect at once, and nodes it now names are brought up
+  // to date. std::invalid_argument when no replica of that name is hosted here.
+  void set_neighbours(const std::string& replica, NeighbourPolicy policy);
+  NeighbourPolicy neighbours(const std::string& replica) const;
+
   // Called (on an I/O thread, in order per peer) when a node's link comes up or goes down.
   void on_member_event(std::function<void(const MemberEvent&)> callback);
 
@@ -134,7 +142,8 @@ class Node {
 
  private:
   // Takes the name (std::invalid_argument if taken or malformed) and opens its storage.
-  detail::HostedSlot reserve_replica(const std::string& name, std::uint64_t type);
+  detail::HostedSlot reserve_replica(const std::string& name, std::uint64_t type,
+                                     const NeighbourPolicy& neighbours);
   // Announces the built replica and gives it neighbours (std::logic_error after stop()).
   void host_replica(const std::string& name, detail::HostedReplica replica);
   // Frees a name whose replica could not be built.

@@ -53,7 +53,10 @@ class NodeImpl {
 
   // Node's public API and the steps of its add_replica<T> (node.hpp describes each); Node
   // forwards here.
-  detail::HostedSlot reserve_replica(const std::string& name, std::uint64_t type);
+  detail::HostedSlot reserve_replica(const std::string& name, std::uint64_t type,
+                                     const NeighbourPolicy& neighbours);
+  void set_neighbours(const std::string& replica, NeighbourPolicy policy);
+  NeighbourPolicy neighbours(const std::string& replica) const;
   void host_replica(const std::string& name, detail::HostedReplica replica);
   void abandon_replica(const std::string& name);
   const std::string& name() const { return options_.name; }
@@ -86,6 +89,7 @@ class NodeImpl {
     std::unique_ptr<Port> port;
     bool ready = false;
     detail::HostedReplica replica;
+    NeighbourPolicy policy;  // which linked nodes' namesakes it pushes to
   };
 
   using Table = MemberTable<transport::Link::Ptr>;

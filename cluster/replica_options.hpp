@@ -9,6 +9,7 @@
 
 #include "cluster/diff_traits.hpp"
 #include "cluster/log.hpp"
+#include "cluster/neighbour_policy.hpp"
 #include "cluster/protocol.hpp"
 #include "cluster/replica_clock.hpp"
 #include "cluster/storage.hpp"
@@ -49,6 +50,11 @@ struct ReplicaOptions {
   // Also report the state the replica starts with (what its storage recovered), every key
   // as added, as the first batch: an index kept from on_diffs then starts complete.
   bool report_initial_state = false;
+
+  // Which linked nodes' namesakes a replica hosted by a Node pushes to
+  // (cluster/neighbour_policy.hpp; default all; Node::set_neighbours changes it later).
+  // Replicas outside a Node are given their neighbours by Replica::set_neighbours instead.
+  NeighbourPolicy neighbours;
 
   // Where the replica reads time and sets its timers; null: the real clocks and Asio timers
   // on the replica's executor. Tests pass a ManualClock to run in virtual time.

@@ -340,6 +340,11 @@ TEST_SUITE("examples.link_shortener.process") {
               .first == 2);
     CHECK(run({"--name", "n", "--data-dir", dir, "--secret-file", secret, "--sync-interval", "0"})
               .first == 2);
+    CHECK(help.find("--neighbours") != std::string::npos);
+    CHECK(run({"--name", "n", "--data-dir", dir, "--secret-file", secret, "--neighbours", "a,,b"})
+              .first == 2);
+    CHECK(run({"--name", "n", "--data-dir", dir, "--secret-file", secret, "--neighbours", "all,a"})
+              .first == 2);
     std::ofstream(s.root / "short") << "tiny\n";
     CHECK(run({"--name", "n", "--data-dir", dir, "--secret-file", (s.root / "short").string()})
               .first == 2);

@@ -63,7 +63,7 @@ std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* cons
       "link-shortener: a replicated link shortener. Every node serves the whole HTTP API and "
       "replicates links and redirect counts to the other nodes of its cluster.",
       "link-shortener"};
-  std::string secret_file, log_level = "info";
+  std::string secret_file, log_level = "info", neighbours = "all";
   long long sync_ms = c.sync_interval.count(), timeout_ms = c.write_timeout.count();
   app.add_option("--name", c.name, "Node name, unique in the cluster")->required();
   app.add_option("--http", c.http, "HTTP API address (IP:PORT)")
@@ -93,6 +93,18 @@ std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* cons
       ->type_name("FILE");
   app.add_flag("--insecure-dev", c.insecure_dev,
                "Use a well-known secret: anyone can join the cluster. Development only");
+  app.add_option("--neighbours", neighbours,
+                 "Nodes this node pushes its links and counts to: all (every linked node), or "
+                 "NAME[,NAME...] (only those, in one direction; names not yet linked are used "
+                 "once they link)")
+      ->type_name("all|NAME[,NAME...]")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            std::string error;
+            return NeighbourPolicy::parse(value, error) ? std::string() : "--neighbours: " + error;
+          },
+          ""))
+      ->capture_default_str();
   app.add_option("--sync-interval", sync_ms, "Anti-entropy period in milliseconds")
       ->type_name("MS")
       ->check(CLI::Range(1LL, 60000LL))
@@ -158,6 +170,10 @@ std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* cons
     return 2;
   }
   c.sync_interval = std::chrono::milliseconds(sync_ms);
+  {
+    std::string error;
+    c.neighbours = *NeighbourPolicy::parse(neighbours, error);  // checked above
+  }
   c.write_timeout = std::chrono::milliseconds(timeout_ms);
   parse_log_level(log_level, c.log_level);
   if (c.write_concern_name == "local") {

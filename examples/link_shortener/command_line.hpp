@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cluster/log.hpp"
+#include "cluster/neighbour_policy.hpp"
 #include "cluster/write_concern.hpp"
 #include "transport/tls.hpp"
 
@@ -19,6 +20,8 @@ struct ShortenerConfig {
   std::string listen = "127.0.0.1:7070";
   std::string advertise;  // empty: the listen address
   std::vector<std::string> seeds;
+  // Which nodes this node's replicas push to (--neighbours; default every linked node).
+  NeighbourPolicy neighbours;
   std::string data_dir;
   std::string secret;         // read from --secret-file
   bool insecure_dev = false;  // a fixed, public secret: for a laptop, never a network

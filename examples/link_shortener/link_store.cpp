@@ -13,16 +13,17 @@ namespace deltacrdt::shortener {
 
 namespace {
 template <class T>
-ReplicaOptions<T> with_sync(const SyncOptions& sync) {
+ReplicaOptions<T> options(const SyncOptions& sync, const NeighbourPolicy& neighbours) {
   ReplicaOptions<T> o;
   o.sync = sync;
+  o.neighbours = neighbours;
   return o;
 }
 }  // namespace
 
-LinkStore::LinkStore(Node& node, const SyncOptions& sync)
-    : links_(node.add_replica<Links>("links", with_sync<Links>(sync))),
-      redirects_(node.add_replica<Redirects>("redirects", with_sync<Redirects>(sync))) {}
+LinkStore::LinkStore(Node& node, const SyncOptions& sync, const NeighbourPolicy& neighbours)
+    : links_(node.add_replica<Links>("links", options<Links>(sync, neighbours))),
+      redirects_(node.add_replica<Redirects>("redirects", options<Redirects>(sync, neighbours))) {}
 
 asio::awaitable<std::optional<std::string>> LinkStore::shorten(std::string url,
                                                                WriteConcern concern) {

@@ -38,8 +38,9 @@ struct Resolution {
 
 class LinkStore {
  public:
-  // Hosts the two replicas on `node`, both with protocol options `sync`.
-  LinkStore(Node& node, const SyncOptions& sync);
+  // Hosts the two replicas on `node`, both with protocol options `sync`, pushing to the
+  // nodes `neighbours` chooses.
+  LinkStore(Node& node, const SyncOptions& sync, const NeighbourPolicy& neighbours = {});
 
   // Stores url under its code and completes, once `concern` is met, with the code; nullopt
   // when all kMaxCodeAttempts codes of the URL are taken by other URLs. Shortening a URL

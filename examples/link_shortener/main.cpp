@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
     node = std::make_unique<Node>(o);
     SyncOptions sync;
     sync.sync_interval = config.sync_interval;
-    store = std::make_unique<LinkStore>(*node, sync);
+    store = std::make_unique<LinkStore>(*node, sync, config.neighbours);
     HttpServerOptions ho;
     ho.listen = config.http;
     ho.threads = config.http_threads;

@@ -1,0 +1,72 @@
+// NeighbourPolicy (cluster/neighbour_policy.hpp).
+#include "cluster/neighbour_policy.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <utility>
+
+namespace deltacrdt {
+
+namespace {
+
+// The bound of a node name on the wire (cluster/wire.hpp).
+constexpr std::size_t kMaxNodeName = 255;
+
+}  // namespace
+
+NeighbourPolicy NeighbourPolicy::only(std::vector<std::string> nodes) {
+  for (const std::string& n : nodes) {
+    if (n.empty() || n.size() > kMaxNodeName) {
+      throw std::invalid_argument("a neighbour's node name must have 1-255 bytes");
+    }
+  }
+  std::sort(nodes.begin(), nodes.end());
+  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+  NeighbourPolicy p;
+  p.kind = Kind::nodes;
+  p.nodes = std::move(nodes);
+  return p;
+}
+
+bool NeighbourPolicy::includes(std::string_view node) const {
+  if (kind == Kind::all) return true;
+  return std::binary_search(nodes.begin(), nodes.end(), node);
+}
+
+std::string NeighbourPolicy::describe() const {
+  if (kind == Kind::all) return "all";
+  std::string out;
+  for (const std::string& n : nodes) {
+    if (!out.empty()) out += ',';
+    out += n;
+  }
+  return out;
+}
+
+std::optional<NeighbourPolicy> NeighbourPolicy::parse(std::string_view text, std::string& error) {
+  if (text == "all") return all();
+  if (text.empty()) {
+    error = "expected 'all' or a comma-separated list of node names, got nothing";
+    return std::nullopt;
+  }
+  std::vector<std::string> names;
+  for (std::size_t at = 0;;) {
+    const std::size_t comma = text.find(',', at);
+    const std::string_view name =
+        text.substr(at, comma == std::string_view::npos ? std::string_view::npos : comma - at);
+    if (name.empty() || name.size() > kMaxNodeName) {
+      error = "a node name in '" + std::string(text) + "' is empty or longer than 255 bytes";
+      return std::nullopt;
+    }
+    if (name == "all") {
+      error = "'all' cannot be combined with node names";
+      return std::nullopt;
+    }
+    names.emplace_back(name);
+    if (comma == std::string_view::npos) break;
+    at = comma + 1;
+  }
+  return only(std::move(names));
+}
+
+}  // namespace deltacrdt
