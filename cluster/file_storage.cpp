@@ -61,7 +61,7 @@ void fsync_dir(const std::filesystem::path& dir) {
 
 // Writes `bytes` to dir/name atomically: a temporary file, fsync, rename, directory fsync.
 bool write_atomically(const std::filesystem::path& dir, const std::string& name,
-                             std::string_view bytes) {
+                      std::string_view bytes) {
   const auto tmp = dir / (name + ".tmp");
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;

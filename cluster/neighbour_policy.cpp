@@ -5,12 +5,14 @@
 #include <stdexcept>
 #include <utility>
 
+#include "cluster/wire.hpp"
+
 namespace deltacrdt {
 
 namespace {
 
-// The bound of a node name on the wire (cluster/wire.hpp).
-constexpr std::size_t kMaxNodeName = 255;
+// A node name that could not be on the wire is no node's name.
+constexpr std::size_t kMaxNodeName = wire::kMaxName;
 
 }  // namespace
 

@@ -250,7 +250,7 @@ void NodeImpl::abandon_replica(const std::string& name) {
 ReplicaRuntime NodeImpl::replica_runtime() {
   // Work and timers on the I/O threads; notifications on the node's own thread, so that a
   // slow on_diffs never holds up replication.
-  ReplicaRuntime runtime = asio_runtime(io_->executor());
+  ReplicaRuntime runtime = io_->runtime();
   runtime.notify = post_to(notify_->executor());
   return runtime;
 }
