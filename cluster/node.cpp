@@ -3,6 +3,7 @@
 #include "cluster/node.hpp"
 
 #include "cluster/node_impl.hpp"
+#include "cluster/overlay.hpp"
 #include "cluster/replica_asio.hpp"
 
 #include <algorithm>
@@ -175,6 +176,7 @@ void NodeImpl::stop() {
 
 detail::HostedSlot NodeImpl::reserve_replica(const std::string& name, std::uint64_t type,
                                              const NeighbourPolicy& neighbours) {
+  neighbours.validate();
   if (name.empty() || name.size() > wire::kMaxName) {
     throw std::invalid_argument("replica name must have 1-255 bytes");
   }
@@ -228,17 +230,30 @@ void NodeImpl::set_neighbours(const std::string& replica, NeighbourPolicy policy
   if (it == hosted_.end() || !it->second->ready) {
     throw std::invalid_argument("no replica '" + replica + "' is hosted on this node");
   }
+  policy.validate();
   it->second->policy = std::move(policy);
+  it->second->pushing_to.clear();  // a random(k) policy draws afresh
   update_neighbours();
+}
+
+const NodeImpl::Hosted& NodeImpl::hosted(const std::string& name) const {
+  auto it = hosted_.find(name);
+  if (it == hosted_.end() || !it->second->ready) {
+    throw std::invalid_argument("no replica '" + name + "' is hosted on this node");
+  }
+  return *it->second;
 }
 
 NeighbourPolicy NodeImpl::neighbours(const std::string& replica) const {
   std::lock_guard lock(mu_);
-  auto it = hosted_.find(replica);
-  if (it == hosted_.end() || !it->second->ready) {
-    throw std::invalid_argument("no replica '" + replica + "' is hosted on this node");
-  }
-  return it->second->policy;
+  return hosted(replica).policy;
+}
+
+std::vector<std::string> NodeImpl::pushing_to(const std::string& replica) const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out = hosted(replica).pushing_to;
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 void NodeImpl::abandon_replica(const std::string& name) {
@@ -261,6 +276,9 @@ NodeOptions NodeImpl::validated(NodeOptions o) {
   }
   if (o.secret.empty()) throw std::invalid_argument("a cluster secret is required");
   if (o.cluster.empty()) throw std::invalid_argument("cluster name must not be empty");
+  if (o.neighbour_redraw_interval.count() <= 0) {
+    throw std::invalid_argument("neighbour_redraw_interval must be positive");
+  }
   parse_host_port(o.listen, "listen");
   if (!o.advertise.empty()) parse_host_port(o.advertise, "advertise");
   for (const std::string& s : o.seeds) parse_host_port(s, "seed");
@@ -384,6 +402,7 @@ void NodeImpl::log_throttled(LogLevel level, std::string_view event,
 
 asio::awaitable<void> NodeImpl::maintain() {
   auto last_gossip = std::chrono::steady_clock::now();
+  auto last_redraw = last_gossip;
   for (bool first = true;; first = false) {
     if (!first) {
       maintenance_->expires_after(std::chrono::milliseconds(100));
@@ -421,6 +440,12 @@ asio::awaitable<void> NodeImpl::maintain() {
                      [this, address](std::exception_ptr e) {
                        if (e) dial_crashed(address, e);
                      });
+    }
+    if (now - last_redraw >= options_.neighbour_redraw_interval) {
+      last_redraw = now;
+      for (auto& [name, h] : hosted_)
+        if (h->policy.kind == NeighbourPolicy::Kind::random) h->pushing_to.clear();
+      update_neighbours();
     }
     if (now - last_gossip >= options_.gossip_interval) {
       last_gossip = now;
@@ -710,13 +735,14 @@ void NodeImpl::link_frame(const transport::Link::Ptr& link, transport::Frame f) 
 void NodeImpl::update_neighbours() {
   for (auto& [name, h] : hosted_) {
     if (!h->ready) continue;
-    std::vector<PeerId> ids;
+    // The linked nodes hosting a namesake of the same type, and its id on each.
+    std::map<std::string, PeerId> namesakes;
     for (const auto& [n, m] : table_.members()) {
       if (!m.link) continue;
       for (const auto& r : m.replicas) {
         if (r.name != name) continue;
         if (r.type == h->type) {
-          if (h->policy.includes(n)) ids.push_back(r.id);
+          namesakes.emplace(n, r.id);
         } else if (type_mismatches_.insert({n, name, r.type}).second) {
           // Every delta between them would be refused as undecodable: say so once.
           log_->log(LogLevel::error, "replica_type_mismatch",
@@ -728,6 +754,19 @@ void NodeImpl::update_neighbours() {
         }
       }
     }
+    std::vector<std::string> chosen;
+    if (h->policy.kind == NeighbourPolicy::Kind::random) {
+      std::vector<std::string> candidates;
+      for (const auto& [n, id] : namesakes) candidates.push_back(n);
+      chosen = overlay::draw(options_.name, std::move(candidates), h->pushing_to, h->policy.k,
+                             rng_);
+    } else {
+      for (const auto& [n, id] : namesakes)
+        if (h->policy.includes(n)) chosen.push_back(n);
+    }
+    std::vector<PeerId> ids;
+    for (const std::string& n : chosen) ids.push_back(namesakes.at(n));
+    h->pushing_to = std::move(chosen);
     h->replica.set_neighbours(std::move(ids));
   }
 }
@@ -783,6 +822,9 @@ void Node::set_neighbours(const std::string& replica, NeighbourPolicy policy) {
 }
 NeighbourPolicy Node::neighbours(const std::string& replica) const {
   return impl_->neighbours(replica);
+}
+std::vector<std::string> Node::pushing_to(const std::string& replica) const {
+  return impl_->pushing_to(replica);
 }
 void Node::host_replica(const std::string& name, detail::HostedReplica replica) {
   impl_->host_replica(name, std::move(replica));

@@ -132,6 +132,9 @@ class Node {
   // to date. std::invalid_argument when no replica of that name is hosted here.
   void set_neighbours(const std::string& replica, NeighbourPolicy policy);
   NeighbourPolicy neighbours(const std::string& replica) const;
+  // The nodes whose namesakes the hosted replica pushes to now (sorted): what its policy
+  // chose among the linked nodes. std::invalid_argument as above.
+  std::vector<std::string> pushing_to(const std::string& replica) const;
 
   // Called (on an I/O thread, in order per peer) when a node's link comes up or goes down.
   void on_member_event(std::function<void(const MemberEvent&)> callback);

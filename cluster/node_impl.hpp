@@ -57,6 +57,7 @@ class NodeImpl {
                                      const NeighbourPolicy& neighbours);
   void set_neighbours(const std::string& replica, NeighbourPolicy policy);
   NeighbourPolicy neighbours(const std::string& replica) const;
+  std::vector<std::string> pushing_to(const std::string& replica) const;
   void host_replica(const std::string& name, detail::HostedReplica replica);
   void abandon_replica(const std::string& name);
   const std::string& name() const { return options_.name; }
@@ -90,6 +91,8 @@ class NodeImpl {
     bool ready = false;
     detail::HostedReplica replica;
     NeighbourPolicy policy;  // which linked nodes' namesakes it pushes to
+    // The nodes whose namesakes it pushes to now (for random(k): the current draw).
+    std::vector<std::string> pushing_to;
   };
 
   using Table = MemberTable<transport::Link::Ptr>;
@@ -175,8 +178,12 @@ class NodeImpl {
 
   void link_frame(const transport::Link::Ptr& link, transport::Frame f);
 
-  // Neighbours of each hosted replica: its namesakes on every linked node.
+  // Neighbours of each hosted replica: its namesakes of the same type on the linked nodes
+  // its policy chooses (random(k): draws kept while they stay linked; see overlay.hpp).
   void update_neighbours();
+
+  // The hosted replica `name` (std::invalid_argument when none is, or not yet). Under mu_.
+  const Hosted& hosted(const std::string& name) const;
 
   wire::Gossip own_gossip() const;
 

@@ -46,6 +46,10 @@ struct NodeOptions {
   std::chrono::milliseconds reconnect_max{5000};
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::milliseconds gossip_interval{1000};
+  // Replicas whose neighbour policy is random(k) draw their random neighbours afresh this
+  // often (a drawn node going down is replaced at once), so that nodes that joined since
+  // get their share of pushes (cluster/overlay.hpp).
+  std::chrono::milliseconds neighbour_redraw_interval{30000};
   // Accepted connections still in their handshake, in all and from one source address.
   // Beyond either, a new connection is closed at once (counted, logged once per interval):
   // unauthenticated peers cannot exhaust descriptors or memory, and one address cannot take

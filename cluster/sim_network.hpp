@@ -96,6 +96,10 @@ class SimNetwork {
     }
   }
   void heal() { group_of_.clear(); }
+  // Whether a message from a can reach b now: both up, on the same side of any partition.
+  bool reachable(ReplicaId a, ReplicaId b) const {
+    return alive(a) && alive(b) && !partitioned(a, b);
+  }
 
   // Stops a replica. With `keep_durable`, what its storage logged survives (every replica
   // logs to a MemoryStorage); its buffer, acks and in-flight messages do not. Without, the

@@ -18,6 +18,7 @@
 #include "transport/frame.hpp"
 #include "crdt/awlww_map.hpp"
 #include "crdt/pncounter.hpp"
+#include "tests/node_test_options.hpp"
 #include "tests/test_support.hpp"
 
 using namespace deltacrdt;
@@ -55,12 +56,7 @@ NodeOptions options(const std::string& name, std::vector<std::string> seeds = {}
   o.cluster = "test";
   o.secret = std::move(secret);
   o.seeds = std::move(seeds);
-  o.link.handshake_timeout = 1s;
-  o.link.heartbeat_interval = 100ms;
-  o.link.idle_timeout = 1s;
-  o.reconnect_min = 50ms;
-  o.reconnect_max = 500ms;
-  o.gossip_interval = 200ms;
+  deltacrdt::testing::use_quick_timings(o);
   o.refusal_log_interval = 0ms;  // every refusal logged (one test checks the throttle)
   return o;
 }
@@ -398,128 +394,5 @@ TEST_SUITE("cluster.node") {
     NodeOptions o = options("n");
     o.listen = "127.0.0.1:x";
     CHECK_THROWS_AS(Node{o}, std::invalid_argument);
-  }
-}
-
-// Neighbour policies (cluster/neighbour_policy.hpp): who pushes to whom across nodes.
-namespace {
-
-// A replica named "r" on each of `nodes`, the i-th pushing along `policies[i]`, with a
-// short sync interval so that anything that could flow has flowed within a few hundred ms.
-std::vector<Replica<Map>*> host(std::vector<std::unique_ptr<Node>>& nodes,
-                                const std::vector<NeighbourPolicy>& policies) {
-  std::vector<Replica<Map>*> out;
-  for (std::size_t i = 0; i < nodes.size(); ++i) {
-    ReplicaOptions<Map> o;
-    o.sync.sync_interval = 50ms;
-    o.neighbours = policies[i];
-    out.push_back(&nodes[i]->add_replica<Map>("r", o));
-  }
-  return out;
-}
-
-bool holds(Replica<Map>& r, const std::string& key) {
-  return r.get(key).get().has_value();
-}
-
-bool all_linked(const std::vector<std::unique_ptr<Node>>& nodes) {
-  for (const auto& n : nodes)
-    if (n->live_members().size() != nodes.size() - 1) return false;
-  return true;
-}
-
-}  // namespace
-
-TEST_SUITE("cluster.neighbours") {
-  TEST_CASE("NeighbourPolicy reads all or a list of names and refuses anything else") {
-    std::string error;
-    CHECK(NeighbourPolicy::parse("all", error) == NeighbourPolicy::all());
-    const auto two = NeighbourPolicy::parse("n3,n1,n3", error);
-    REQUIRE(two.has_value());
-    CHECK(two->describe() == "n1,n3");
-    CHECK(two->includes("n1"));
-    CHECK_FALSE(two->includes("n2"));
-    for (const char* bad : {"", "a,,b", ",a", "a,", "all,a"}) {
-      CAPTURE(bad);
-      error.clear();
-      CHECK_FALSE(NeighbourPolicy::parse(bad, error).has_value());
-      CHECK_FALSE(error.empty());
-    }
-    CHECK_THROWS_AS(NeighbourPolicy::only({""}), std::invalid_argument);
-    CHECK(NeighbourPolicy::all().includes("anyone"));
-  }
-
-  TEST_CASE("a ring of five nodes, each pushing to the next, carries a write all the way round") {
-    std::vector<std::unique_ptr<Node>> nodes;
-    nodes.push_back(std::make_unique<Node>(options("n1")));
-    for (int i = 2; i <= 5; ++i) {
-      nodes.push_back(
-          std::make_unique<Node>(options("n" + std::to_string(i), {nodes[0]->address()})));
-    }
-    std::vector<NeighbourPolicy> ring;
-    for (int i = 1; i <= 5; ++i) {
-      ring.push_back(NeighbourPolicy::only({"n" + std::to_string(i % 5 + 1)}));
-    }
-    auto r = host(nodes, ring);
-    REQUIRE(eventually([&] { return all_linked(nodes); }));
-    CHECK(nodes[2]->neighbours("r") == NeighbourPolicy::only({"n4"}));
-    r[0]->put(std::string("from-n1"), std::string("v")).get();
-    r[3]->put(std::string("from-n4"), std::string("v")).get();
-    CHECK(eventually([&] {
-      return std::all_of(r.begin(), r.end(), [](Replica<Map>* x) {
-        return holds(*x, "from-n1") && holds(*x, "from-n4");
-      });
-    }));
-  }
-
-  TEST_CASE("along a chain nothing flows against the arrows") {
-    // a -> b -> c; c pushes to no one.
-    std::vector<std::unique_ptr<Node>> nodes;
-    nodes.push_back(std::make_unique<Node>(options("a")));
-    nodes.push_back(std::make_unique<Node>(options("b", {nodes[0]->address()})));
-    nodes.push_back(std::make_unique<Node>(options("c", {nodes[0]->address()})));
-    auto r = host(nodes, {NeighbourPolicy::only({"b"}), NeighbourPolicy::only({"c"}),
-                          NeighbourPolicy::only({})});
-    REQUIRE(eventually([&] { return all_linked(nodes); }));
-    r[2]->put(std::string("from-c"), std::string("v")).get();
-    r[1]->put(std::string("from-b"), std::string("v")).get();
-    r[0]->put(std::string("from-a"), std::string("v")).get();
-    // With the arrows: a's write reaches c through b, b's reaches c.
-    REQUIRE(eventually([&] { return holds(*r[2], "from-a") && holds(*r[2], "from-b"); }));
-    // Against them: after many sync intervals (50 ms) and the catch-ups links trigger,
-    // c's write is still only on c, and b's is not on a.
-    std::this_thread::sleep_for(600ms);
-    CHECK_FALSE(holds(*r[1], "from-c"));
-    CHECK_FALSE(holds(*r[0], "from-c"));
-    CHECK_FALSE(holds(*r[0], "from-b"));
-    CHECK(size_of(*r[0]) == 1);
-  }
-
-  TEST_CASE("a node named before it exists is pushed to once it links; "
-            "a policy changes at run time") {
-    std::vector<std::unique_ptr<Node>> nodes;
-    nodes.push_back(std::make_unique<Node>(options("a")));
-    nodes.push_back(std::make_unique<Node>(options("b", {nodes[0]->address()})));
-    auto r = host(nodes, {NeighbourPolicy::only({"late"}), NeighbourPolicy::all()});
-    REQUIRE(eventually([&] { return all_linked(nodes); }));
-    r[0]->put(std::string("k"), std::string("v")).get();
-    // b is linked but not named: nothing reaches it, while b's own writes reach a.
-    r[1]->put(std::string("from-b"), std::string("v")).get();
-    REQUIRE(eventually([&] { return holds(*r[0], "from-b"); }));
-
-    Node late(options("late", {nodes[0]->address()}));
-    ReplicaOptions<Map> o;
-    o.sync.sync_interval = 50ms;
-    o.neighbours = NeighbourPolicy::only({});
-    auto& rl = late.add_replica<Map>("r", o);
-    CHECK(eventually([&] { return holds(rl, "k"); }));
-    CHECK_FALSE(holds(*r[1], "k"));
-
-    // Named at run time, b is caught up.
-    nodes[0]->set_neighbours("r", NeighbourPolicy::all());
-    CHECK(nodes[0]->neighbours("r") == NeighbourPolicy::all());
-    CHECK(eventually([&] { return holds(*r[1], "k"); }));
-    CHECK_THROWS_AS(nodes[0]->set_neighbours("nope", NeighbourPolicy::all()),
-                    std::invalid_argument);
   }
 }

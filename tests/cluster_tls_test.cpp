@@ -16,6 +16,7 @@
 
 #include "cluster/node.hpp"
 #include "crdt/awlww_map.hpp"
+#include "tests/node_test_options.hpp"
 #include "tests/test_support.hpp"
 
 using namespace deltacrdt;
@@ -71,11 +72,7 @@ NodeOptions options(const std::string& name, transport::TlsOptions tls,
   o.secret = "tls-test-secret-0123456789";
   o.seeds = std::move(seeds);
   o.tls = std::move(tls);
-  o.link.handshake_timeout = 1s;
-  o.link.heartbeat_interval = 100ms;
-  o.link.idle_timeout = 1s;
-  o.reconnect_min = 50ms;
-  o.reconnect_max = 300ms;
+  deltacrdt::testing::use_quick_timings(o);
   return o;
 }
 

@@ -137,11 +137,23 @@ struct Shortener {
 
 TEST_SUITE("examples.link_shortener.process") {
   TEST_CASE("a link created on any node redirects on every node; counts add up cluster-wide") {
+    // Each node pushes to one other only (random:1 over three nodes is their ring), so
+    // every write reaches the third node through the second.
     Scratch s;
-    Shortener n1("n1", s.dir("n1"), s.secret);
-    Shortener n2("n2", s.dir("n2"), s.secret, {"--seeds", n1.cluster});
-    Shortener n3("n3", s.dir("n3"), s.secret, {"--seeds", n1.cluster});
+    Shortener n1("n1", s.dir("n1"), s.secret, {"--neighbours", "random:1"});
+    Shortener n2("n2", s.dir("n2"), s.secret,
+                 {"--seeds", n1.cluster, "--neighbours", "random:1"});
+    Shortener n3("n3", s.dir("n3"), s.secret,
+                 {"--seeds", n1.cluster, "--neighbours", "random:1"});
     REQUIRE(eventually([&] { return n3.live_members() == 2 && n2.live_members() == 2; }));
+    for (Shortener* n : {&n1, &n2, &n3}) {
+      CHECK(n->get("/_cluster").body.find("\"neighbours\":\"random:1\"") != std::string::npos);
+      CHECK(eventually([&] {
+        const std::string body = n->get("/_cluster").body;
+        const auto at = body.find("\"pushing_to\":[\"");
+        return at != std::string::npos && body.find(',', at) == std::string::npos;  // one name
+      }));
+    }
 
     const std::string url = "https://example.com/docs?page=1";
     const std::string code = n1.shorten("https%3A%2F%2Fexample.com%2Fdocs%3Fpage%3D1");
@@ -344,6 +356,9 @@ TEST_SUITE("examples.link_shortener.process") {
     CHECK(run({"--name", "n", "--data-dir", dir, "--secret-file", secret, "--neighbours", "a,,b"})
               .first == 2);
     CHECK(run({"--name", "n", "--data-dir", dir, "--secret-file", secret, "--neighbours", "all,a"})
+              .first == 2);
+    CHECK(run({"--name", "n", "--data-dir", dir, "--secret-file", secret, "--neighbours",
+               "random:0"})
               .first == 2);
     std::ofstream(s.root / "short") << "tiny\n";
     CHECK(run({"--name", "n", "--data-dir", dir, "--secret-file", (s.root / "short").string()})

@@ -205,10 +205,16 @@ Response Api::cluster(const Request& req) const {
     const bool up = std::find(live.begin(), live.end(), name) != live.end();
     members.push_back(json::object{{"name", name}, {"status", up ? "up" : "down"}});
   }
-  return json_response(
-      req, http::status::ok,
-      json::object{
-          {"node", node_.name()}, {"address", node_.address()}, {"members", std::move(members)}});
+  // Both replicas share one policy (--neighbours); "links" stands for them.
+  json::array pushing_to;
+  for (const auto& name : node_.pushing_to(LinkStore::kLinksReplica))
+    pushing_to.push_back(json::string(name));
+  return json_response(req, http::status::ok,
+                       json::object{{"node", node_.name()},
+                                    {"address", node_.address()},
+                                    {"members", std::move(members)},
+                                    {"neighbours", node_.neighbours(LinkStore::kLinksReplica).describe()},
+                                    {"pushing_to", std::move(pushing_to)}});
 }
 
 asio::awaitable<Response> Api::metrics(const Request& req) {

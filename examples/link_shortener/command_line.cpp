@@ -94,10 +94,11 @@ std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* cons
   app.add_flag("--insecure-dev", c.insecure_dev,
                "Use a well-known secret: anyone can join the cluster. Development only");
   app.add_option("--neighbours", neighbours,
-                 "Nodes this node pushes its links and counts to: all (every linked node), or "
+                 "Nodes this node pushes its links and counts to: all (every linked node), "
                  "NAME[,NAME...] (only those, in one direction; names not yet linked are used "
-                 "once they link)")
-      ->type_name("all|NAME[,NAME...]")
+                 "once they link), or random:K (K of them: the next on a hash ring and K-1 "
+                 "drawn at random, redrawn when one goes down and every 30 s; K 1-64)")
+      ->type_name("all|NAME[,NAME...]|random:K")
       ->check(CLI::Validator(
           [](std::string& value) -> std::string {
             std::string error;

@@ -22,8 +22,9 @@ ReplicaOptions<T> options(const SyncOptions& sync, const NeighbourPolicy& neighb
 }  // namespace
 
 LinkStore::LinkStore(Node& node, const SyncOptions& sync, const NeighbourPolicy& neighbours)
-    : links_(node.add_replica<Links>("links", options<Links>(sync, neighbours))),
-      redirects_(node.add_replica<Redirects>("redirects", options<Redirects>(sync, neighbours))) {}
+    : links_(node.add_replica<Links>(kLinksReplica, options<Links>(sync, neighbours))),
+      redirects_(
+          node.add_replica<Redirects>(kRedirectsReplica, options<Redirects>(sync, neighbours))) {}
 
 asio::awaitable<std::optional<std::string>> LinkStore::shorten(std::string url,
                                                                WriteConcern concern) {

@@ -38,6 +38,10 @@ struct Resolution {
 
 class LinkStore {
  public:
+  // The names of the two replicas on every node.
+  static constexpr const char* kLinksReplica = "links";
+  static constexpr const char* kRedirectsReplica = "redirects";
+
   // Hosts the two replicas on `node`, both with protocol options `sync`, pushing to the
   // nodes `neighbours` chooses.
   LinkStore(Node& node, const SyncOptions& sync, const NeighbourPolicy& neighbours = {});
