@@ -2,31 +2,34 @@
 # Checks that deltacrdt is usable from other projects in the three documented ways, each
 # building and running tests/consumer/ (two nodes on 127.0.0.1; a put on one is read on the
 # other):
-#   1. installed with `meson install` into a temporary prefix, found by a Meson project
-#      through pkg-config (fallback disabled);
+#   1. this build directory installed with `meson install --destdir` into a temporary
+#      staging root, found by a Meson project through pkg-config (fallback disabled);
 #   2. the same installation, found by a CMake project with find_package (CONFIG);
 #   3. a copy of this tree in <consumer>/subprojects/deltacrdt, found through
 #      meson.override_dependency (--wrap-mode=forcefallback, no .wrap file).
 # It also checks that the README shows exactly these consumer files, and builds and runs
 # tests/consumer/types.cpp (every CRDT type the README lists) against the installation.
-# Usage: install_consumer.sh SOURCE_ROOT CONSUMER_DIR [MESON]
+# Usage: install_consumer.sh SOURCE_ROOT CONSUMER_DIR BUILD_ROOT [MESON]
 set -uo pipefail
 
-src=${1:?usage: install_consumer.sh SOURCE_ROOT CONSUMER_DIR [MESON]}
-consumer=${2:?usage: install_consumer.sh SOURCE_ROOT CONSUMER_DIR [MESON]}
-meson=${3:-meson}
+usage="usage: install_consumer.sh SOURCE_ROOT CONSUMER_DIR BUILD_ROOT [MESON]"
+src=${1:?$usage}
+consumer=${2:?$usage}
+build=${3:?$usage}
+meson=${4:-meson}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/deltacrdt-install.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 
 step() {
-  local name=$1
+  local name=$1 started=$SECONDS
   shift
   echo "==> $name: $*"
   if ! "$@"; then
     echo "install_consumer: FAILED at step: $name" >&2
     exit 1
   fi
+  echo "    ($((SECONDS - started)) s)"
 }
 
 # 0. The README's "Using the library" shows these very files.
@@ -43,30 +46,51 @@ PY
 step "README shows the consumer" readme_shows "$consumer/main.cpp" "$consumer/meson.build" \
   "$consumer/CMakeLists.txt"
 
-# 1. Installed copy, found through pkg-config. The libdir is set, not guessed: Meson's
-# default depends on the platform (lib64 without dpkg-dev on Debian).
-prefix="$tmp/prefix"
-step "configure deltacrdt" "$meson" setup "$tmp/build-self" "$src" --prefix="$prefix" \
-  --libdir=lib -Dtests=false -Dbenchmarks=false -Dexamples=false
-step "install deltacrdt" "$meson" install -C "$tmp/build-self" --quiet
-step "installed shared library" test -e "$prefix/lib/libdeltacrdt.so.0"
-step "installed static library" test -e "$prefix/lib/libdeltacrdt.a"
-step "internal headers stay private" test ! -e "$prefix/include/deltacrdt/cluster/node_impl.hpp"
-# Every installed header stands on its own: it includes only installed headers.
+# 1. This build's installation, staged under a temporary root (nothing is compiled again),
+# found through pkg-config. The prefix and libdir are asked of Meson, not guessed: the
+# default libdir depends on the platform (lib64 without dpkg-dev on Debian).
+build_option() {
+  "$meson" introspect --buildoptions "$build" |
+    python3 -c 'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == sys.argv[1]))' "$1"
+}
+stage="$tmp/stage"
+install_prefix=$(build_option prefix) && install_libdir=$(build_option libdir) &&
+  install_includedir=$(build_option includedir) || {
+  echo "install_consumer: FAILED at step: read prefix and libdir of $build" >&2
+  exit 1
+}
+prefix="$stage$install_prefix"
+case "$install_libdir" in
+  /*) libpath="$stage$install_libdir" ;;
+  *) libpath="$prefix/$install_libdir" ;;
+esac
+case "$install_includedir" in
+  /*) includepath="$stage$install_includedir" ;;
+  *) includepath="$prefix/$install_includedir" ;;
+esac
+step "install deltacrdt" "$meson" install -C "$build" --no-rebuild --quiet --destdir "$stage"
+step "installed shared library" test -e "$libpath/libdeltacrdt.so.0"
+step "installed static library" test -e "$libpath/libdeltacrdt.a"
+step "internal headers stay private" test ! -e "$includepath/deltacrdt/cluster/node_impl.hpp"
+# Every installed header stands on its own: it includes only installed headers. One
+# preprocessor run per header, as many at once as there are cores.
+check_header() {  # INCLUDE_DIR HEADER
+  echo "#include \"${2#"$1/"}\"" | c++ -std=c++20 -I"$1" -x c++ -M -o /dev/null - || {
+    echo "installed header $2 includes what is not installed" >&2
+    return 1
+  }
+}
+export -f check_header
 headers_stand_alone() {
-  local h
-  while IFS= read -r h; do
-    if ! echo "#include \"${h#"$prefix/include/deltacrdt/"}\"" |
-      c++ -std=c++20 -I"$prefix/include/deltacrdt" -x c++ -M -o /dev/null -; then
-      echo "installed header $h includes what is not installed" >&2
-      return 1
-    fi
-  done < <(find "$prefix/include/deltacrdt" -name '*.hpp' | sort)
+  find "$includepath/deltacrdt" -name '*.hpp' -print0 | sort -z |
+    xargs -0 -n 1 -P "$(nproc)" bash -c 'check_header "$0" "$1"' "$includepath/deltacrdt"
 }
 step "installed headers stand alone" headers_stand_alone
-export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+export PKG_CONFIG_PATH="$libpath/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+# deltacrdt.pc names the prefix it will live at; the sysroot maps it into the staging root.
+export PKG_CONFIG_SYSROOT_DIR="$stage"
 # The installed library is not on the loader's path.
-export LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export LD_LIBRARY_PATH="$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 step "configure consumer (pkg-config)" "$meson" setup "$tmp/build-installed" "$consumer" \
   --wrap-mode=nofallback
 step "build consumer (pkg-config)" "$meson" compile -C "$tmp/build-installed"
@@ -80,9 +104,10 @@ build_types() {
 step "build every listed type (pkg-config)" build_types
 step "run every listed type" "$tmp/types"
 
-# 2. The same installation, found by CMake.
+# 2. The same installation, found by CMake (its package finds its prefix from where it is).
+unset PKG_CONFIG_SYSROOT_DIR  # it would misplace the system's libxxhash.pc too
 step "configure consumer (CMake)" cmake -S "$consumer" -B "$tmp/build-cmake" \
-  -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release
+  -DCMAKE_PREFIX_PATH="$prefix"
 step "build consumer (CMake)" cmake --build "$tmp/build-cmake"
 step "run consumer (CMake)" "$tmp/build-cmake/consumer"
 unset PKG_CONFIG_PATH LD_LIBRARY_PATH
