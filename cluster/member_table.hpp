@@ -42,6 +42,12 @@ class MemberTable {
     bool ever_linked = false;
     // Last time a link or any gossip vouched for this member (forget_unreached).
     Clock::time_point last_heard{};
+    // The highest heartbeat seen from or about it, and when it last rose: while it keeps
+    // rising the member is alive somewhere, linked to this node or not (alive()).
+    std::uint64_t heartbeat = 0;
+    Clock::time_point heartbeat_rose{};
+    Clock::time_point linked_since{};  // when the current link came up
+    bool wants_us = false;             // its last gossip asked for a link to this node
   };
 
   // Dialing state of one address.
@@ -50,6 +56,9 @@ class MemberTable {
     bool in_progress = false;
     bool is_self = false;
     bool from_gossip = true;  // only gossip named it (not a seed or a strategy)
+    // Until when the member found here counts as unreachable from this node although its
+    // heartbeat is fresh: set when connecting or the handshake failed, cleared by a link.
+    Clock::time_point unreachable_until{};
     unsigned failures = 0;
     Clock::time_point next{};
     Clock::time_point last_heard{};  // last named by gossip
@@ -78,6 +87,10 @@ class MemberTable {
   std::map<std::string, Dial>& dials() { return dials_; }
   Dial& dial(const std::string& address) { return dials_[address]; }  // created if new
   Dial* find_dial(const std::string& address) {
+    auto it = dials_.find(address);
+    return it == dials_.end() ? nullptr : &it->second;
+  }
+  const Dial* find_dial(const std::string& address) const {
     auto it = dials_.find(address);
     return it == dials_.end() ? nullptr : &it->second;
   }
@@ -136,9 +149,12 @@ class MemberTable {
     m.incarnation = g.self.incarnation;
     m.replicas = g.replicas;
     m.last_heard = now;
+    heard(m, g.self.heartbeat, now);
+    m.wants_us = false;
     for (const auto& r : m.replicas) routes_[r.id] = link;
     if (!m.address.empty()) dials_[m.address].from_gossip = false;  // a member linked once
     for (const wire::MemberRecord& other : g.members) {
+      if (other.name == self_) m.wants_us = other.wanted;
       if (other.name == self_ || other.address == self_address_) continue;
       if (!valid_address(other.address)) {
         ++out.rejected_records;
@@ -156,6 +172,7 @@ class MemberTable {
       }
       Member& mem = known->second;
       mem.last_heard = now;
+      heard(mem, other.heartbeat, now);
       if (mem.link || other.address.empty()) continue;                // linked: nothing to dial
       if (mem.address != other.address && mem.ever_linked) continue;  // its own word wins
       mem.address = other.address;
@@ -187,6 +204,12 @@ class MemberTable {
     return forgotten;
   }
 
+  // Whether `m` is alive by its heartbeat: it rose within `timeout` of `now`.
+  static bool heartbeat_fresh(const Member& m, Clock::time_point now,
+                              std::chrono::milliseconds timeout) {
+    return m.heartbeat_rose != Clock::time_point{} && now - m.heartbeat_rose <= timeout;
+  }
+
   void clear() {
     members_.clear();
     dials_.clear();
@@ -205,6 +228,12 @@ class MemberTable {
   }
 
  private:
+  static void heard(Member& m, std::uint64_t heartbeat, Clock::time_point now) {
+    if (heartbeat <= m.heartbeat) return;
+    m.heartbeat = heartbeat;
+    m.heartbeat_rose = now;
+  }
+
   std::string self_;
   std::string self_address_;
   Limits limits_;

@@ -77,8 +77,9 @@ NodeImpl::NodeImpl(NodeOptions options)
 std::vector<std::string> NodeImpl::live_members() const {
   std::lock_guard lock(mu_);
   std::vector<std::string> out;
+  const auto now = std::chrono::steady_clock::now();
   for (const auto& [n, m] : table_.members())
-    if (m.link) out.push_back(n);
+    if (alive(m, now)) out.push_back(n);
   return out;
 }
 
@@ -232,7 +233,7 @@ void NodeImpl::set_neighbours(const std::string& replica, NeighbourPolicy policy
   }
   policy.validate();
   it->second->policy = std::move(policy);
-  it->second->pushing_to.clear();  // a random(k) policy draws afresh
+  it->second->drawn.clear();  // a random(k) policy draws afresh
   update_neighbours();
 }
 
@@ -430,6 +431,7 @@ asio::awaitable<void> NodeImpl::maintain() {
       Dial& d = entry.second;
       if (dialing >= options_.max_concurrent_dials) break;
       if (d.is_self || d.in_progress || now < d.next || table_.linked_at(address)) continue;
+      if (!dial_wanted(address, d)) continue;
       if (!d.peer.empty()) {
         const auto peer = table_.members().find(d.peer);
         if (peer != table_.members().end() && peer->second.link) continue;
@@ -443,12 +445,15 @@ asio::awaitable<void> NodeImpl::maintain() {
     }
     if (now - last_redraw >= options_.neighbour_redraw_interval) {
       last_redraw = now;
-      for (auto& [name, h] : hosted_)
-        if (h->policy.kind == NeighbourPolicy::Kind::random) h->pushing_to.clear();
+      for (auto& [name, h] : hosted_) h->drawn.clear();
       update_neighbours();
     }
     if (now - last_gossip >= options_.gossip_interval) {
       last_gossip = now;
+      // Heartbeats age without any event: who is alive, and so who is wanted, is looked at
+      // again every round.
+      update_neighbours();
+      close_unneeded_links(now);
       broadcast_gossip();
     }
   }
@@ -549,6 +554,9 @@ asio::awaitable<void> NodeImpl::dial(std::string address) {
   if (stopped_) co_return;
   if (!connected) {
     log_->log(LogLevel::debug, "dial_failed", {{"node", options_.name}, {"address", address}});
+    if (Dial* d = table_.find_dial(address)) {
+      d->unreachable_until = std::chrono::steady_clock::now() + member_timeout();
+    }
     dial_failed(address);
     co_return;
   }
@@ -585,6 +593,7 @@ void NodeImpl::link_up(const transport::Link::Ptr& link, const std::optional<std
       d.in_progress = false;
       d.failures = 0;
       d.peer = peer;
+      d.unreachable_until = {};
     }
     Member& m = table_.member(peer);
     if (m.link && m.link != link) {
@@ -604,6 +613,8 @@ void NodeImpl::link_up(const transport::Link::Ptr& link, const std::optional<std
     if (was_down && m.ever_linked) ++reconnects_;
     m.ever_linked = true;
     m.last_heard = std::chrono::steady_clock::now();
+    m.linked_since = m.last_heard;
+    m.wants_us = false;  // until its gossip on this link says so
     m.link = link;
     m.incarnation = link->peer().incarnation;
     if (dialed && m.address.empty()) m.address = *dialed;
@@ -658,6 +669,9 @@ void NodeImpl::link_down(const transport::Link::Ptr& link, transport::LinkError 
     }
     if (dialed) {
       if (transport::is_self(code)) table_.dial(*dialed).is_self = true;  // a seed list names us
+      if (!was_up) {
+        table_.dial(*dialed).unreachable_until = std::chrono::steady_clock::now() + member_timeout();
+      }
       dial_failed(*dialed);
     }
     for (const auto& [name, m] : table_.members()) {
@@ -733,6 +747,25 @@ void NodeImpl::link_frame(const transport::Link::Ptr& link, transport::Frame f) 
 }
 
 void NodeImpl::update_neighbours() {
+  const auto now = std::chrono::steady_clock::now();
+  bool any_ready = false, any_all = false;
+  for (const auto& [name, h] : hosted_) {
+    if (!h->ready) continue;
+    any_ready = true;
+    any_all = any_all || h->policy.kind == NeighbourPolicy::Kind::all;
+  }
+  mesh_ = !any_ready || any_all;
+  // Who is up (linked, or alive by heartbeat when links are kept only where needed).
+  std::vector<std::string> up;
+  for (const auto& [n, m] : table_.members())
+    if (alive(m, now)) up.push_back(n);
+  // What membership needs: the ring neighbours on either side, so that the links alone
+  // join every member into one ring along which gossip reaches everyone.
+  std::set<std::string> wanted;
+  if (!mesh_ && !up.empty()) {
+    wanted.insert(overlay::ring_successor(options_.name, up));
+    wanted.insert(overlay::ring_predecessor(options_.name, up));
+  }
   for (auto& [name, h] : hosted_) {
     if (!h->ready) continue;
     // The linked nodes hosting a namesake of the same type, and its id on each.
@@ -755,33 +788,93 @@ void NodeImpl::update_neighbours() {
       }
     }
     std::vector<std::string> chosen;
-    if (h->policy.kind == NeighbourPolicy::Kind::random) {
-      std::vector<std::string> candidates;
-      for (const auto& [n, id] : namesakes) candidates.push_back(n);
-      chosen = overlay::draw(options_.name, std::move(candidates), h->pushing_to, h->policy.k,
-                             rng_);
-    } else {
-      for (const auto& [n, id] : namesakes)
-        if (h->policy.includes(n)) chosen.push_back(n);
+    switch (h->policy.kind) {
+      case NeighbourPolicy::Kind::random: {
+        // Drawn among the members up, except linked ones whose gossip on the link showed
+        // no namesake; those drawn but not linked yet are dialed (wanted) and pushed to
+        // once linked.
+        std::vector<std::string> candidates;
+        for (const std::string& n : up) {
+          const Member& m = table_.members().at(n);
+          const bool announced = m.link && m.heartbeat_rose >= m.linked_since;
+          if (!announced || namesakes.contains(n)) candidates.push_back(n);
+        }
+        h->drawn = overlay::draw(options_.name, std::move(candidates), h->drawn, h->policy.k, rng_);
+        for (const std::string& n : h->drawn) {
+          wanted.insert(n);
+          if (namesakes.contains(n)) chosen.push_back(n);
+        }
+        break;
+      }
+      case NeighbourPolicy::Kind::nodes:
+        for (const std::string& n : h->policy.nodes)
+          if (n != options_.name) wanted.insert(n);
+        for (const auto& [n, id] : namesakes)
+          if (h->policy.includes(n)) chosen.push_back(n);
+        break;
+      case NeighbourPolicy::Kind::all:
+        for (const auto& [n, id] : namesakes) chosen.push_back(n);
+        break;
     }
     std::vector<PeerId> ids;
     for (const std::string& n : chosen) ids.push_back(namesakes.at(n));
     h->pushing_to = std::move(chosen);
     h->replica.set_neighbours(std::move(ids));
   }
+  wanted_ = std::move(wanted);
+}
+
+bool NodeImpl::alive(const Member& m, std::chrono::steady_clock::time_point now) const {
+  if (m.link) return true;
+  if (mesh_ || !Table::heartbeat_fresh(m, now, member_timeout())) return false;
+  const Dial* d = m.address.empty() ? nullptr : table_.find_dial(m.address);
+  return d == nullptr || now >= d->unreachable_until;
+}
+
+bool NodeImpl::dial_wanted(const std::string& address, const Dial& d) const {
+  if (mesh_) return true;
+  if (table_.linked_count() == 0 && !d.from_gossip) return true;  // (re)joining via seeds
+  if (!d.peer.empty()) return wanted_.contains(d.peer);
+  for (const auto& [n, m] : table_.members())
+    if (m.address == address) return wanted_.contains(n);
+  return false;
+}
+
+void NodeImpl::close_unneeded_links(std::chrono::steady_clock::time_point now) {
+  if (mesh_) return;
+  for (const auto& [n, m] : table_.members()) {
+    if (!m.link || wanted_.contains(n) || m.wants_us) continue;
+    // Not before the peer's gossip on this link said whether it wants the link.
+    if (m.heartbeat_rose < m.linked_since || now - m.linked_since < 2 * options_.gossip_interval)
+      continue;
+    log_->log(LogLevel::debug, "link_not_needed", {{"node", options_.name}, {"peer", n}});
+    m.link->close("not needed");
+  }
 }
 
 wire::Gossip NodeImpl::own_gossip() const {
   wire::Gossip g;
-  g.self = {options_.name, advertise_, incarnation_};
+  g.self = {options_.name, advertise_, incarnation_, heartbeat_};
   for (const auto& [name, h] : hosted_)
     if (h->ready) g.replicas.push_back({name, h->id, h->type});
-  for (const auto& [n, m] : table_.members())
-    if (m.link && !m.address.empty()) g.members.push_back({n, m.address, m.incarnation});
+  // Every member alive here, so that membership reaches nodes this one has no link to.
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& [n, m] : table_.members()) {
+    if (m.address.empty() || !alive(m, now)) continue;
+    g.members.push_back({n, m.address, m.incarnation, m.heartbeat, static_cast<bool>(m.link),
+                         mesh_ || wanted_.contains(n)});
+  }
   return g;
 }
 
+std::uint64_t NodeImpl::wall_clock_ms() {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::system_clock::now().time_since_epoch());
+  return static_cast<std::uint64_t>(std::max<std::int64_t>(0, ms.count()));
+}
+
 void NodeImpl::broadcast_gossip() {
+  heartbeat_ = std::max(heartbeat_ + 1, wall_clock_ms());
   const std::string payload = wire::encode_gossip(own_gossip());
   for (const auto& [n, m] : table_.members())
     if (m.link) m.link->send(transport::FrameType::gossip, payload);

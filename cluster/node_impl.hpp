@@ -91,8 +91,10 @@ class NodeImpl {
     bool ready = false;
     detail::HostedReplica replica;
     NeighbourPolicy policy;  // which linked nodes' namesakes it pushes to
-    // The nodes whose namesakes it pushes to now (for random(k): the current draw).
+    // The nodes whose namesakes it pushes to now.
     std::vector<std::string> pushing_to;
+    // random(k): the nodes drawn (linked or not yet); it pushes to those linked.
+    std::vector<std::string> drawn;
   };
 
   using Table = MemberTable<transport::Link::Ptr>;
@@ -114,6 +116,7 @@ class NodeImpl {
   };
 
   static NodeOptions validated(NodeOptions o);
+  static std::uint64_t wall_clock_ms();
 
   // Where hosted replicas run: their queues and timers on the I/O threads; their change
   // notifications on the node's notification thread unless told otherwise, never on an I/O
@@ -179,8 +182,23 @@ class NodeImpl {
   void link_frame(const transport::Link::Ptr& link, transport::Frame f);
 
   // Neighbours of each hosted replica: its namesakes of the same type on the linked nodes
-  // its policy chooses (random(k): draws kept while they stay linked; see overlay.hpp).
+  // its policy chooses (random(k): draws kept while they stay alive; see overlay.hpp); and,
+  // unless links form a full mesh, the members this node wants links to. Under mu_.
   void update_neighbours();
+
+  // Whether a member counts as up here: linked; or, when links are kept only where needed,
+  // its heartbeat rose within member_timeout() and this node did not just fail to reach
+  // it. Under mu_.
+  bool alive(const Member& m, std::chrono::steady_clock::time_point now) const;
+  std::chrono::milliseconds member_timeout() const { return 10 * options_.gossip_interval; }
+
+  // Whether maintain() dials `address` now (full mesh: every address; otherwise the
+  // addresses of wanted members, and seeds while this node has no link at all). Under mu_.
+  bool dial_wanted(const std::string& address, const Dial& d) const;
+
+  // Closes links neither end wants (links as needed only), once the peer's gossip on the
+  // link has said what it wants. Under mu_.
+  void close_unneeded_links(std::chrono::steady_clock::time_point now);
 
   // The hosted replica `name` (std::invalid_argument when none is, or not yet). Under mu_.
   const Hosted& hosted(const std::string& name) const;
@@ -230,6 +248,13 @@ class NodeImpl {
   std::set<std::tuple<std::string, std::string, std::uint64_t>> type_mismatches_;
   std::condition_variable links_closed_;
   std::uint64_t reconnects_ = 0;
+  // Raised at every gossip round, from the wall clock's milliseconds, so that it never goes
+  // back across restarts either (wire::MemberRecord::heartbeat).
+  std::uint64_t heartbeat_ = wall_clock_ms();
+  // Full mesh: links to every member, as long as a hosted replica's policy is `all` or no
+  // replica is hosted. Otherwise links only to wanted_ (and to whoever wants one to us).
+  bool mesh_ = true;
+  std::set<std::string> wanted_;
   std::uint64_t sync_dropped_ = 0;
 };
 

@@ -69,6 +69,23 @@ const Key& ring_successor(const Key& self, const std::vector<Key>& candidates) {
   return *best;
 }
 
+// The candidate that precedes `self` on the ring (the one whose successor `self` would be);
+// the same preconditions.
+template <class Key>
+const Key& ring_predecessor(const Key& self, const std::vector<Key>& candidates) {
+  const std::uint64_t to = ring_position(self);
+  const Key* best = &candidates.front();
+  std::uint64_t best_distance = to - ring_position(*best);
+  for (const Key& c : candidates) {
+    const std::uint64_t d = to - ring_position(c);
+    if (d < best_distance || (d == best_distance && c < *best)) {
+      best = &c;
+      best_distance = d;
+    }
+  }
+  return *best;
+}
+
 // The neighbours of `self` among `candidates` (the members it could push to now; `self`
 // among them is ignored): the ring successor first, then up to k - 1 others - those of
 // `keep` that are still candidates, then uniform random draws from `rng`. Fewer than k

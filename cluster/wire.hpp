@@ -174,6 +174,13 @@ struct MemberRecord {
   std::string name;
   std::string address;  // host:port others dial
   std::uint64_t incarnation = 0;
+  // The member's own counter, raised by it at every gossip round (never lowered, across
+  // restarts too): a record whose heartbeat moved on says the member was alive since.
+  std::uint64_t heartbeat = 0;
+  // In the list of other members: whether the sender is linked to it now, and whether the
+  // sender wants a link to it (the link is kept while either end wants it).
+  bool linked = false;
+  bool wanted = false;
   friend bool operator==(const MemberRecord&, const MemberRecord&) = default;
 };
 
@@ -194,20 +201,29 @@ struct Gossip {
   friend bool operator==(const Gossip&, const Gossip&) = default;
 };
 
+inline constexpr std::uint8_t kMemberLinked = 1;
+inline constexpr std::uint8_t kMemberWanted = 2;
+
 inline void write_member(detail::ByteWriter& w, const MemberRecord& m) {
   w.bytes(m.name);
   w.bytes(m.address);
   w.u64(m.incarnation);
+  w.u64(m.heartbeat);
+  w.u8(static_cast<std::uint8_t>((m.linked ? kMemberLinked : 0) | (m.wanted ? kMemberWanted : 0)));
 }
 
 inline bool read_member(detail::ByteReader& r, MemberRecord& m) {
   std::string_view name, address;
-  if (!r.bytes(name) || !r.bytes(address) || !r.u64(m.incarnation) || name.empty() ||
-      name.size() > kMaxName || address.size() > kMaxName) {
+  std::uint8_t flags = 0;
+  if (!r.bytes(name) || !r.bytes(address) || !r.u64(m.incarnation) || !r.u64(m.heartbeat) ||
+      !r.u8(flags) || name.empty() || name.size() > kMaxName || address.size() > kMaxName ||
+      (flags & ~(kMemberLinked | kMemberWanted)) != 0) {
     return false;
   }
   m.name = std::string(name);
   m.address = std::string(address);
+  m.linked = (flags & kMemberLinked) != 0;
+  m.wanted = (flags & kMemberWanted) != 0;
   return true;
 }
 

@@ -184,9 +184,10 @@ void wire_corpus() {
     seed("wire", "sync_" + std::to_string(static_cast<int>(kind_of(m))),
          FuzzWriter().u8(0).bytes(wire::encode_sync("links", 5, 6, m)).str());
   }
-  wire::Gossip g{{"n1", "127.0.0.1:7001", 42},
+  wire::Gossip g{{"n1", "127.0.0.1:7001", 42, 1000},
                  {{"links", 5}, {"redirects", 6}},
-                 {{"n2", "127.0.0.1:7002", 43}, {"n3", "[::1]:7003", 44}}};
+                 {{"n2", "127.0.0.1:7002", 43, 2000, true, true},
+                  {"n3", "[::1]:7003", 44, 3000, false, true}}};
   seed("wire", "gossip", FuzzWriter().u8(1).bytes(wire::encode_gossip(g)).str());
   detail::ByteWriter w64;
   detail::write_list(w64, std::vector<std::uint64_t>{1, 2, 3});

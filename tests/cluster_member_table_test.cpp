@@ -90,4 +90,51 @@ TEST_SUITE("cluster.member_table") {
     CHECK(t.members().at("n2").address == "127.0.0.1:7002");
     CHECK(t.find_dial("127.0.0.1:6666") == nullptr);
   }
+
+  TEST_CASE("heartbeats: a member is alive while its heartbeat rises, wherever gossip carried "
+            "it from; a linked peer says whether it wants the link") {
+    Table t("self", {});
+    link_up(t, "n1", 1);
+    const auto t0 = Table::Clock::now();
+    wire::Gossip g{{"n1", "127.0.0.1:7001", 5, 100},
+                   {},
+                   {{"n2", "127.0.0.1:7002", 6, 500, true, false},
+                    {"self", "127.0.0.1:7000", 1, 9, true, true}}};
+    REQUIRE(t.apply_gossip(1, "n1", g, t0).status == Table::GossipStatus::applied);
+    const auto& n1 = t.members().at("n1");
+    const auto& n2 = t.members().at("n2");
+    CHECK(n1.heartbeat == 100);
+    CHECK(n1.wants_us);
+    CHECK(n2.heartbeat == 500);
+    CHECK(Table::heartbeat_fresh(n2, t0 + 1s, 2s));
+    CHECK_FALSE(Table::heartbeat_fresh(n2, t0 + 3s, 2s));
+    // The same heartbeat again, later: not a sign of life.
+    REQUIRE(t.apply_gossip(1, "n1", g, t0 + 1500ms).status == Table::GossipStatus::applied);
+    CHECK_FALSE(Table::heartbeat_fresh(n2, t0 + 3s, 2s));
+    // A lower one (an old record relayed late) neither.
+    g.members[0].heartbeat = 400;
+    g.members[1].wanted = false;
+    REQUIRE(t.apply_gossip(1, "n1", g, t0 + 2s).status == Table::GossipStatus::applied);
+    CHECK(n2.heartbeat == 500);
+    CHECK_FALSE(Table::heartbeat_fresh(n2, t0 + 3s, 2s));
+    CHECK_FALSE(n1.wants_us);
+    // A higher one is.
+    g.members[0].heartbeat = 501;
+    REQUIRE(t.apply_gossip(1, "n1", g, t0 + 2500ms).status == Table::GossipStatus::applied);
+    CHECK(Table::heartbeat_fresh(n2, t0 + 3s, 2s));
+  }
+
+  TEST_CASE("member records round-trip with their heartbeat and flags; unknown flags are "
+            "malformed") {
+    const wire::Gossip g{{"n1", "127.0.0.1:7001", 5, 77},
+                         {{"links", 11, 3}},
+                         {{"n2", "127.0.0.1:7002", 6, 88, true, false},
+                          {"n3", "127.0.0.1:7003", 7, 99, false, true}}};
+    std::string bytes = wire::encode_gossip(g);
+    const auto back = wire::decode_gossip(bytes);
+    REQUIRE(back.has_value());
+    CHECK(*back == g);
+    bytes.back() = 4;  // the last record's flags: a bit no version defines
+    CHECK_FALSE(wire::decode_gossip(bytes).has_value());
+  }
 }

@@ -262,4 +262,50 @@ TEST_SUITE("cluster.neighbours") {
     }
     CHECK(seen.size() >= 5);
   }
+
+  TEST_CASE("random(2) over eight nodes: links only where needed, yet every node lists every "
+            "member as up, every write reaches every node, and a stopped node is seen down") {
+    std::vector<std::unique_ptr<Node>> nodes;
+    nodes.push_back(std::make_unique<Node>(options("n1")));
+    for (int i = 2; i <= 8; ++i) {
+      nodes.push_back(
+          std::make_unique<Node>(options("n" + std::to_string(i), {nodes[0]->address()})));
+    }
+    auto r = host(nodes, std::vector<NeighbourPolicy>(8, NeighbourPolicy::random(2)));
+    REQUIRE(eventually([&] { return all_linked(nodes); }));
+    const auto links = [&] {
+      std::size_t ends = 0;
+      for (const auto& n : nodes) ends += n->metrics().peers;
+      return ends / 2;
+    };
+    // A full mesh has 28 links. Each node wants its two ring neighbours (the ring: 8 links)
+    // and its random(2) draws - the ring successor again and one more (at most 8 more);
+    // links neither end wants are closed.
+    CHECK(eventually([&] { return links() <= 16; }));
+    for (const auto& n : nodes) {
+      CHECK(n->known_members().size() == 7);
+      CHECK(n->live_members().size() == 7);
+    }
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      r[i]->put("from-" + nodes[i]->name(), std::string("v")).get();
+    }
+    CHECK(eventually([&] {
+      return std::all_of(r.begin(), r.end(), [](Replica<Map>* x) { return size_of(*x) == 8; });
+    }));
+
+    // n5 stops: every other node sees it down (its heartbeat stops rising; those linked to
+    // it see the link go), and a later write still reaches the six others.
+    nodes[4]->stop();
+    CHECK(eventually([&] {
+      for (std::size_t i = 0; i < nodes.size(); ++i)
+        if (i != 4 && nodes[i]->live_members().size() != 6) return false;
+      return true;
+    }));
+    r[0]->put(std::string("after"), std::string("v")).get();
+    CHECK(eventually([&] {
+      for (std::size_t i = 0; i < nodes.size(); ++i)
+        if (i != 4 && !holds(*r[i], "after")) return false;
+      return true;
+    }));
+  }
 }

@@ -227,7 +227,7 @@ TEST_SUITE("transport.handshake") {
   }
 
   TEST_CASE("a peer of an older protocol is refused, and protocol 1's wordy refusals are understood") {
-    // Its hello: protocol 2, then the fields protocol 3 still has.
+    // Its hello: protocol 2, then the fields later protocols still have.
     deltacrdt::detail::ByteWriter w;
     w.u64(2);
     w.bytes("prod");
@@ -240,7 +240,8 @@ TEST_SUITE("transport.handshake") {
     REQUIRE(reply.size() == 1);
     CHECK(reply[0].type == FrameType::refuse);
     CHECK(server.failure_code() == LinkError::unsupported_protocol);
-    CHECK(server.failure() == "peer speaks handshake protocol 2, this node 3");
+    CHECK(server.failure() == "peer speaks handshake protocol 2, this node " +
+                                  std::to_string(kHandshakeProtocol));
     // The refuse frame: the code (u16, little-endian), then the words.
     REQUIRE(reply[0].payload.size() > 2);
     CHECK(reply[0].payload[0] == 3);
