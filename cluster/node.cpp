@@ -819,7 +819,10 @@ void NodeImpl::update_neighbours() {
     std::vector<PeerId> ids;
     for (const std::string& n : chosen) ids.push_back(namesakes.at(n));
     h->pushing_to = std::move(chosen);
-    h->replica.set_neighbours(std::move(ids));
+    if (ids != h->neighbour_ids) {
+      h->neighbour_ids = ids;
+      h->replica.set_neighbours(std::move(ids));
+    }
   }
   wanted_ = std::move(wanted);
 }

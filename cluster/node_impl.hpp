@@ -95,6 +95,9 @@ class NodeImpl {
     std::vector<std::string> pushing_to;
     // random(k): the nodes drawn (linked or not yet); it pushes to those linked.
     std::vector<std::string> drawn;
+    // The replica ids last given to the replica as its neighbours: set again only when
+    // they change (update_neighbours runs at every gossip frame).
+    std::vector<PeerId> neighbour_ids;
   };
 
   using Table = MemberTable<transport::Link::Ptr>;

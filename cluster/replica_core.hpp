@@ -137,13 +137,17 @@ class ReplicaCore {
   // neighbours are brought up to date by state transfer on the next tick.
   void set_neighbours(const std::vector<PeerId>& peers) {
     std::map<PeerId, Neighbour> next;
+    bool added = false;
     for (PeerId p : peers) {
       if (p == self_) continue;
       auto it = neighbours_.find(p);
+      added = added || it == neighbours_.end();
       next.emplace(p, it != neighbours_.end() ? std::move(it->second) : Neighbour{});
     }
     neighbours_ = std::move(next);
-    next_sync_ = std::min(next_sync_, Time::zero());  // greet new neighbours promptly
+    // Greet new neighbours promptly; the same set again (a node repeats it at every gossip)
+    // changes nothing and must not cost a sync round.
+    if (added) next_sync_ = std::min(next_sync_, Time::zero());
   }
 
   std::vector<PeerId> neighbours() const {
@@ -491,6 +495,13 @@ class ReplicaCore {
       if (observer_.before) observer_.before(state_, d);
       state_.join(std::move(d));
       if (observer_.after) observer_.after(state_);
+      return true;
+    }
+    // Nothing to join (an empty delta or state, as a replica that holds nothing sends):
+    // nothing to keep or forward. Kept, an empty delta received by replicas that hold
+    // nothing would travel round every cycle of neighbours for ever.
+    if (d.is_bottom()) {
+      metrics_.redundant_bytes_removed += received_bytes;
       return true;
     }
     // Δ(d, ⊥) = d: a replica holding nothing keeps the whole delta, without computing it.

@@ -180,4 +180,23 @@ TEST_SUITE("cluster.scenarios") {
     CHECK(core.state().contains("k"));
     CHECK(core.take_outbox().size() == 1);  // the ack
   }
+
+  TEST_CASE("an idle cluster is quiet: nothing empty is kept, forwarded or sent round") {
+    // Three replicas that hold nothing, each pushing to both others; an empty delta (what
+    // a replica holding nothing may send) arrives at one. Kept and forwarded, it would go
+    // round the cycle 1 -> 2 -> 3 -> 1 for ever; once the first exchanges are over, no
+    // message should be sent at all.
+    SimNetwork<Map> net(7, SyncOptions{});
+    net.add_replica(1, {2, 3});
+    net.add_replica(2, {1, 3});
+    net.add_replica(3, {1, 2});
+    net.run_for(2s);
+    net.inject(9, 2, DeltaBatch{0, 1, encode(Map{})});
+    net.mutate(1, [](Map&) { return Map{}; });  // a write that changes nothing
+    net.run_for(2s);
+    const std::uint64_t settled = net.messages_sent();
+    net.run_for(20s);
+    CHECK(net.messages_sent() == settled);
+    CHECK(net.replica(2).metrics().deltas_sent == 0);
+  }
 }
