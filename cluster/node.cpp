@@ -766,6 +766,9 @@ void NodeImpl::update_neighbours() {
     wanted.insert(overlay::ring_successor(options_.name, up));
     wanted.insert(overlay::ring_predecessor(options_.name, up));
   }
+  // Nodes drawn for the replicas already seen: the next replicas keep those first (then
+  // their own earlier draws), so that a node's replicas with random(k) share their links.
+  std::vector<std::string> drawn_here;
   for (auto& [name, h] : hosted_) {
     if (!h->ready) continue;
     // The linked nodes hosting a namesake of the same type, and its id on each.
@@ -799,7 +802,10 @@ void NodeImpl::update_neighbours() {
           const bool announced = m.link && m.heartbeat_rose >= m.linked_since;
           if (!announced || namesakes.contains(n)) candidates.push_back(n);
         }
-        h->drawn = overlay::draw(options_.name, std::move(candidates), h->drawn, h->policy.k, rng_);
+        std::vector<std::string> keep = drawn_here;
+        keep.insert(keep.end(), h->drawn.begin(), h->drawn.end());
+        h->drawn = overlay::draw(options_.name, std::move(candidates), keep, h->policy.k, rng_);
+        drawn_here.insert(drawn_here.end(), h->drawn.begin(), h->drawn.end());
         for (const std::string& n : h->drawn) {
           wanted.insert(n);
           if (namesakes.contains(n)) chosen.push_back(n);
