@@ -454,6 +454,7 @@ asio::awaitable<void> NodeImpl::maintain() {
       // again every round.
       update_neighbours();
       close_unneeded_links(now);
+      choose_probe(now);
       broadcast_gossip();
     }
   }
@@ -843,10 +844,28 @@ bool NodeImpl::alive(const Member& m, std::chrono::steady_clock::time_point now)
 bool NodeImpl::dial_wanted(const std::string& address, const Dial& d) const {
   if (mesh_) return true;
   if (table_.linked_count() == 0 && !d.from_gossip) return true;  // (re)joining via seeds
+  if (address == probe_address_) return true;
   if (!d.peer.empty()) return wanted_.contains(d.peer);
   for (const auto& [n, m] : table_.members())
     if (m.address == address) return wanted_.contains(n);
   return false;
+}
+
+void NodeImpl::choose_probe(std::chrono::steady_clock::time_point now) {
+  probe_address_.clear();
+  if (mesh_ || now < next_probe_) return;
+  next_probe_ = now + member_timeout();
+  std::set<std::string_view> down;  // addresses of members counted down here
+  for (const auto& [n, m] : table_.members())
+    if (!m.address.empty() && !alive(m, now)) down.insert(m.address);
+  std::vector<const std::string*> candidates;
+  for (const auto& [address, d] : table_.dials()) {
+    if (d.is_self || d.in_progress || now < d.next || table_.linked_at(address)) continue;
+    if (down.contains(address) || !d.from_gossip) candidates.push_back(&address);
+  }
+  if (candidates.empty()) return;
+  std::uniform_int_distribution<std::size_t> pick(0, candidates.size() - 1);
+  probe_address_ = *candidates[pick(rng_)];
 }
 
 void NodeImpl::close_unneeded_links(std::chrono::steady_clock::time_point now) {

@@ -196,8 +196,15 @@ class NodeImpl {
   std::chrono::milliseconds member_timeout() const { return 10 * options_.gossip_interval; }
 
   // Whether maintain() dials `address` now (full mesh: every address; otherwise the
-  // addresses of wanted members, and seeds while this node has no link at all). Under mu_.
+  // addresses of wanted members, the probe's, and seeds while this node has no link at
+  // all). Under mu_.
   bool dial_wanted(const std::string& address, const Dial& d) const;
+
+  // Links as needed: picks one address to try although nobody wants it - a member seen
+  // down, or a seed, not linked - so that the two sides of a healed partition, which
+  // count each other down and so want no link across, find each other again. One probe
+  // per member_timeout(). Under mu_.
+  void choose_probe(std::chrono::steady_clock::time_point now);
 
   // Closes links neither end wants (links as needed only), once the peer's gossip on the
   // link has said what it wants. Under mu_.
@@ -258,6 +265,8 @@ class NodeImpl {
   // replica is hosted. Otherwise links only to wanted_ (and to whoever wants one to us).
   bool mesh_ = true;
   std::set<std::string> wanted_;
+  std::string probe_address_;  // choose_probe()'s pick for this round, or empty
+  std::chrono::steady_clock::time_point next_probe_{};
   std::uint64_t sync_dropped_ = 0;
 };
 
