@@ -425,13 +425,14 @@ asio::awaitable<void> NodeImpl::maintain() {
     forget_unreached(now);
     std::size_t dialing = 0;
     for (const auto& [address, d] : table_.dials()) dialing += d.in_progress ? 1 : 0;
+    const std::set<std::string_view> wanted_addresses = wanted_member_addresses();
     for (auto& entry : table_.dials()) {
       // Named, not a structured binding: the lambda below captures it (clang 14 cannot).
       const std::string& address = entry.first;
       Dial& d = entry.second;
       if (dialing >= options_.max_concurrent_dials) break;
       if (d.is_self || d.in_progress || now < d.next || table_.linked_at(address)) continue;
-      if (!dial_wanted(address, d)) continue;
+      if (!dial_wanted(address, d, wanted_addresses)) continue;
       if (!d.peer.empty()) {
         const auto peer = table_.members().find(d.peer);
         if (peer != table_.members().end() && peer->second.link) continue;
@@ -841,14 +842,23 @@ bool NodeImpl::alive(const Member& m, std::chrono::steady_clock::time_point now)
   return d == nullptr || now >= d->unreachable_until;
 }
 
-bool NodeImpl::dial_wanted(const std::string& address, const Dial& d) const {
+std::set<std::string_view> NodeImpl::wanted_member_addresses() const {
+  std::set<std::string_view> out;
+  if (mesh_) return out;
+  for (const std::string& n : wanted_) {
+    auto m = table_.members().find(n);
+    if (m != table_.members().end() && !m->second.address.empty()) out.insert(m->second.address);
+  }
+  return out;
+}
+
+bool NodeImpl::dial_wanted(const std::string& address, const Dial& d,
+                           const std::set<std::string_view>& wanted_addresses) const {
   if (mesh_) return true;
   if (table_.linked_count() == 0 && !d.from_gossip) return true;  // (re)joining via seeds
   if (address == probe_address_) return true;
   if (!d.peer.empty()) return wanted_.contains(d.peer);
-  for (const auto& [n, m] : table_.members())
-    if (m.address == address) return wanted_.contains(n);
-  return false;
+  return wanted_addresses.contains(address);
 }
 
 void NodeImpl::choose_probe(std::chrono::steady_clock::time_point now) {

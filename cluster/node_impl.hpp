@@ -197,8 +197,11 @@ class NodeImpl {
 
   // Whether maintain() dials `address` now (full mesh: every address; otherwise the
   // addresses of wanted members, the probe's, and seeds while this node has no link at
-  // all). Under mu_.
-  bool dial_wanted(const std::string& address, const Dial& d) const;
+  // all). `wanted_addresses`: wanted_member_addresses(), made once per round. Under mu_.
+  bool dial_wanted(const std::string& address, const Dial& d,
+                   const std::set<std::string_view>& wanted_addresses) const;
+  // The addresses of the members in wanted_ (empty in a full mesh). Under mu_.
+  std::set<std::string_view> wanted_member_addresses() const;
 
   // Links as needed: picks one address to try although nobody wants it - a member seen
   // down, or a seed, not linked - so that the two sides of a healed partition, which

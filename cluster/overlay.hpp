@@ -51,16 +51,21 @@ inline std::uint64_t ring_position(std::uint64_t id) {
   return id ^ (id >> 31);
 }
 
-// The candidate that follows `self` clockwise on the ring; `candidates` must not be empty
-// and must not hold `self`. Ties of position (vanishingly rare) are broken by the key, so
-// every member computes the same successor.
+// The candidate nearest to `self` going round the ring one way: clockwise (its successor)
+// or counter-clockwise (its predecessor, the one whose successor `self` would be).
+// `candidates` must not be empty and must not hold `self`. Ties of position (vanishingly
+// rare) are broken by the key, so every member computes the same neighbour.
 template <class Key>
-const Key& ring_successor(const Key& self, const std::vector<Key>& candidates) {
-  const std::uint64_t from = ring_position(self);
+const Key& ring_neighbour(const Key& self, const std::vector<Key>& candidates, bool clockwise) {
+  const std::uint64_t at = ring_position(self);
+  // Distances wrap round the ring (unsigned arithmetic).
+  const auto distance = [&](const Key& c) {
+    return clockwise ? ring_position(c) - at : at - ring_position(c);
+  };
   const Key* best = &candidates.front();
-  std::uint64_t best_distance = ring_position(*best) - from;  // wraps round the ring
+  std::uint64_t best_distance = distance(*best);
   for (const Key& c : candidates) {
-    const std::uint64_t d = ring_position(c) - from;
+    const std::uint64_t d = distance(c);
     if (d < best_distance || (d == best_distance && c < *best)) {
       best = &c;
       best_distance = d;
@@ -68,22 +73,13 @@ const Key& ring_successor(const Key& self, const std::vector<Key>& candidates) {
   }
   return *best;
 }
-
-// The candidate that precedes `self` on the ring (the one whose successor `self` would be);
-// the same preconditions.
+template <class Key>
+const Key& ring_successor(const Key& self, const std::vector<Key>& candidates) {
+  return ring_neighbour(self, candidates, true);
+}
 template <class Key>
 const Key& ring_predecessor(const Key& self, const std::vector<Key>& candidates) {
-  const std::uint64_t to = ring_position(self);
-  const Key* best = &candidates.front();
-  std::uint64_t best_distance = to - ring_position(*best);
-  for (const Key& c : candidates) {
-    const std::uint64_t d = to - ring_position(c);
-    if (d < best_distance || (d == best_distance && c < *best)) {
-      best = &c;
-      best_distance = d;
-    }
-  }
-  return *best;
+  return ring_neighbour(self, candidates, false);
 }
 
 // The neighbours of `self` among `candidates` (the members it could push to now; `self`

@@ -49,14 +49,14 @@ class SimOverlay {
     for (ReplicaId from : ids) {
       if (!net.alive(from)) continue;
       std::set<ReplicaId> seen{from};
-      std::deque<ReplicaId> todo{from};
-      while (!todo.empty()) {
-        const ReplicaId at = todo.front();
-        todo.pop_front();
+      std::deque<ReplicaId> frontier{from};
+      while (!frontier.empty()) {
+        const ReplicaId at = frontier.front();
+        frontier.pop_front();
         auto e = edges_.find(at);
         if (e == edges_.end()) continue;
         for (ReplicaId next : e->second)
-          if (net.reachable(at, next) && seen.insert(next).second) todo.push_back(next);
+          if (net.reachable(at, next) && seen.insert(next).second) frontier.push_back(next);
       }
       for (ReplicaId to : ids)
         if (to != from && net.reachable(from, to) && !seen.contains(to)) return false;

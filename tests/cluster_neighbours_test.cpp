@@ -37,6 +37,17 @@ NodeOptions options(const std::string& name, std::vector<std::string> seeds = {}
   return o;
 }
 
+// Nodes n1..n<count>, every one after n1 seeded with n1's address.
+std::vector<std::unique_ptr<Node>> start_nodes(int count, const NodeOptions& first = options("n1")) {
+  std::vector<std::unique_ptr<Node>> nodes;
+  nodes.push_back(std::make_unique<Node>(first));
+  for (int i = 2; i <= count; ++i) {
+    nodes.push_back(
+        std::make_unique<Node>(options("n" + std::to_string(i), {nodes[0]->address()})));
+  }
+  return nodes;
+}
+
 std::size_t size_of(Replica<Map>& r) {
   return r.read([](const Map& m) { return m.size(); }).get();
 }
@@ -111,12 +122,7 @@ TEST_SUITE("cluster.neighbours") {
   }
 
   TEST_CASE("a ring of five nodes, each pushing to the next, carries a write all the way round") {
-    std::vector<std::unique_ptr<Node>> nodes;
-    nodes.push_back(std::make_unique<Node>(options("n1")));
-    for (int i = 2; i <= 5; ++i) {
-      nodes.push_back(
-          std::make_unique<Node>(options("n" + std::to_string(i), {nodes[0]->address()})));
-    }
+    auto nodes = start_nodes(5);
     std::vector<NeighbourPolicy> ring;
     for (int i = 1; i <= 5; ++i) {
       ring.push_back(NeighbourPolicy::only({"n" + std::to_string(i % 5 + 1)}));
@@ -186,12 +192,7 @@ TEST_SUITE("cluster.neighbours") {
 
   TEST_CASE("random(2) over six nodes: two pushes per write, every write everywhere, and a "
             "drawn node that goes down is replaced") {
-    std::vector<std::unique_ptr<Node>> nodes;
-    nodes.push_back(std::make_unique<Node>(options("n1")));
-    for (int i = 2; i <= 6; ++i) {
-      nodes.push_back(
-          std::make_unique<Node>(options("n" + std::to_string(i), {nodes[0]->address()})));
-    }
+    auto nodes = start_nodes(6);
     auto r = host(nodes, std::vector<NeighbourPolicy>(6, NeighbourPolicy::random(2)));
     REQUIRE(eventually([&] { return all_linked(nodes); }));
     // Each pushes to exactly two of its five namesakes (once they are all announced).
@@ -239,14 +240,9 @@ TEST_SUITE("cluster.neighbours") {
   }
 
   TEST_CASE("random(k) draws afresh every neighbour_redraw_interval") {
-    std::vector<std::unique_ptr<Node>> nodes;
     NodeOptions first = options("n1");
     first.neighbour_redraw_interval = 100ms;
-    nodes.push_back(std::make_unique<Node>(first));
-    for (int i = 2; i <= 8; ++i) {
-      nodes.push_back(
-          std::make_unique<Node>(options("n" + std::to_string(i), {nodes[0]->address()})));
-    }
+    auto nodes = start_nodes(8, first);
     std::vector<NeighbourPolicy> policies(8, NeighbourPolicy::only({}));
     policies[0] = NeighbourPolicy::random(3);
     host(nodes, policies);
@@ -265,12 +261,7 @@ TEST_SUITE("cluster.neighbours") {
 
   TEST_CASE("random(2) over eight nodes: links only where needed, yet every node lists every "
             "member as up, every write reaches every node, and a stopped node is seen down") {
-    std::vector<std::unique_ptr<Node>> nodes;
-    nodes.push_back(std::make_unique<Node>(options("n1")));
-    for (int i = 2; i <= 8; ++i) {
-      nodes.push_back(
-          std::make_unique<Node>(options("n" + std::to_string(i), {nodes[0]->address()})));
-    }
+    auto nodes = start_nodes(8);
     auto r = host(nodes, std::vector<NeighbourPolicy>(8, NeighbourPolicy::random(2)));
     REQUIRE(eventually([&] { return all_linked(nodes); }));
     const auto links = [&] {
