@@ -495,6 +495,11 @@ class ReplicaCore {
       if (observer_.before) observer_.before(state_, d);
       state_.join(std::move(d));
       if (observer_.after) observer_.after(state_);
+      // The state changed under the same sequence number: a snapshot kept for catch-ups
+      // (valid while seq_ is unchanged) no longer holds all of it. Catch-ups in flight keep
+      // theirs (they go to `from`, which has d); the next one takes a fresh snapshot.
+      snapshot_.reset();
+      digest_snapshot_.reset();
       return true;
     }
     // Nothing to join (an empty delta or state, as a replica that holds nothing sends):

@@ -76,6 +76,20 @@ bool all_linked(const std::vector<std::unique_ptr<Node>>& nodes) {
   return true;
 }
 
+// Says, for a failed check, whom each node pushes to and which keys it holds.
+void describe(const std::vector<std::unique_ptr<Node>>& nodes, std::vector<Replica<Map>*>& r) {
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    std::string line = nodes[i]->name() + " pushes to";
+    for (const std::string& n : nodes[i]->pushing_to("r")) line += " " + n;
+    line += "; holds";
+    r[i]->read([&](const Map& m) {
+          m.for_each([&](const std::string& k, const std::string&) { line += " " + k; });
+          return 0;
+        }).get();
+    MESSAGE(line);
+  }
+}
+
 }  // namespace
 
 TEST_SUITE("cluster.neighbours") {
@@ -280,9 +294,11 @@ TEST_SUITE("cluster.neighbours") {
     for (std::size_t i = 0; i < nodes.size(); ++i) {
       r[i]->put("from-" + nodes[i]->name(), std::string("v")).get();
     }
-    CHECK(eventually([&] {
+    const bool spread = eventually([&] {
       return std::all_of(r.begin(), r.end(), [](Replica<Map>* x) { return size_of(*x) == 8; });
-    }));
+    });
+    if (!spread) describe(nodes, r);
+    CHECK(spread);
 
     // n5 stops: every other node sees it down (its heartbeat stops rising; those linked to
     // it see the link go), and a later write still reaches the six others.
