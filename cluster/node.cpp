@@ -209,6 +209,8 @@ detail::HostedSlot NodeImpl::reserve_replica(const std::string& name, std::uint6
   slot.logger = log_;
   slot.refusal_log_interval = options_.refusal_log_interval;
   slot.incarnation = incarnation_;
+  slot.founding =
+      options_.seeds.empty() && options_.dns_seeds.empty() && options_.membership.empty();
   hosted_.emplace(name, std::move(h));
   return slot;
 }

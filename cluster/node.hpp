@@ -44,6 +44,8 @@ struct HostedSlot {
   std::shared_ptr<Logger> logger;
   std::chrono::milliseconds refusal_log_interval{};
   std::uint64_t incarnation = 0;
+  // The node has no seeds, DNS seeds or membership strategies: no peer to wait for.
+  bool founding = false;
 };
 
 // A built replica as the node holds it: type-erased, with how to reach it.
@@ -89,6 +91,9 @@ class Node {
         slot.storage->release_recovered();
         options.storage = slot.storage;
       }
+      // A replica holding nothing on a node that looks for no peers is alone from the start
+      // (ReadinessOptions): nobody is coming to catch it up.
+      if (slot.founding) options.readiness.alone_after = std::chrono::milliseconds(0);
       if (!options.logger) {
         options.logger = slot.logger;
         options.log_name = name;

@@ -126,6 +126,7 @@ class Replica {
     impl_->enqueue(Work([peers = std::move(peers)](Impl& impl) {
                      impl.core.set_neighbours(peers);
                      impl.pump();
+                     impl.check_ready();
                    }),
                    false);
   }
@@ -173,6 +174,29 @@ class Replica {
   auto metrics(Token&& token = {}) {
     return read_impl<SyncMetrics>([](Impl& impl) { return impl.core.metrics(); },
                                   std::forward<Token>(token));
+  }
+
+  // Whether the replica is ready to serve reads as complete (ReadinessOptions): waiting,
+  // or the reason it is ready.
+  template <class Token = UseFuture>
+  auto readiness(Token&& token = {}) {
+    return read_impl<ReadyState>([](Impl& impl) { return impl.ready_state; },
+                                 std::forward<Token>(token));
+  }
+
+  // Completes with the ReadyState once the replica is ready, at once if it is already.
+  // A wait still pending when the replica is destroyed completes with ReadyState::waiting.
+  template <class Token = UseFuture>
+  auto when_ready(Token&& token = {}) {
+    auto start = [impl = impl_](auto handler, bool may_run_here) mutable {
+      impl->enqueue(Work([handler = std::move(handler)](Impl& self) mutable {
+                      self.await_ready([handler = std::move(handler)](ReadyState s) mutable {
+                        std::move(handler)(nullptr, s);
+                      });
+                    }),
+                    may_run_here);
+    };
+    return complete_through<ReadyState>(std::move(start), std::forward<Token>(token));
   }
 
   // ---- typed helpers for AWLWWMap ----
@@ -265,7 +289,8 @@ class Replica {
           throttle(o.refusal_log_interval),
           on_diffs(std::move(o.on_diffs)),
           diffs_poster(o.diffs_poster ? std::move(o.diffs_poster) : std::move(rt.notify)),
-          report_initial_state(o.report_initial_state) {
+          report_initial_state(o.report_initial_state),
+          readiness(o.readiness) {
       if (!post) throw std::invalid_argument("replica: the runtime has no post function");
       if (!clock) throw std::invalid_argument("replica: neither the options nor the runtime give a clock");
       if (on_diffs && !diffs_poster) {
@@ -298,6 +323,7 @@ class Replica {
           }
         }
       }
+      start_readiness(weak);
       if (storage) {
         core.attach_storage(storage.get());
         // Snapshots are encoded (rebuilt from the storage, by default), written and fsynced
@@ -322,6 +348,8 @@ class Replica {
       stopped = true;
       alarm->cancel();
       ack_alarm->cancel();
+      if (ready_alarm) ready_alarm->cancel();
+      for (auto& done : std::exchange(ready_waits, {})) done(ready_state);
     }
 
     // ---- the turn and the queue ----
@@ -399,6 +427,7 @@ class Replica {
       if (auto* in = std::get_if<Inbound>(&item)) {
         if (!stopped) core.receive(now(), in->from, in->msg);
         received = true;
+        peer_heard = true;
         return;
       }
       if (received) after_receiving();
@@ -414,6 +443,52 @@ class Replica {
       if (!ack_waits.empty()) check_acks();
       if (logger) log_refusals();
       pump();
+      if (ready_state == ReadyState::waiting) check_ready();
+    }
+
+    // ---- readiness (see ReadinessOptions) ----
+
+    void start_readiness(const std::weak_ptr<Impl>& weak) {
+      started = now();
+      if (!readiness.await_catch_up) {
+        ready_state = ReadyState::immediate;
+      } else if (!core.state().is_bottom()) {
+        ready_state = ReadyState::recovered;
+      } else {
+        ready_alarm = clock->make_alarm([weak] {
+          if (auto s = weak.lock()) s->enqueue(Work([](Impl& i) { i.check_ready(); }), false);
+        });
+        check_ready();
+      }
+    }
+
+    void check_ready() {
+      if (ready_state != ReadyState::waiting || stopped) return;
+      peer_heard = peer_heard || core.neighbour_count() != 0;
+      if (core.metrics().catchups_completed != 0) return become_ready(ReadyState::caught_up);
+      const Time t = now();
+      const Time alone_at = started + Time(readiness.alone_after);
+      const Time give_up_at = started + Time(readiness.give_up_after);
+      if (!peer_heard && t >= alone_at) return become_ready(ReadyState::alone);
+      if (t >= give_up_at) return become_ready(ReadyState::waited_out);
+      ready_alarm->set(peer_heard ? give_up_at : std::min(alone_at, give_up_at));
+    }
+
+    void become_ready(ReadyState why) {
+      ready_state = why;
+      ready_alarm->cancel();
+      if (logger) {
+        const LogLevel level = why == ReadyState::waited_out ? LogLevel::warn : LogLevel::info;
+        logger->log(level,
+                    why == ReadyState::waited_out ? "readiness_waited_out" : "replica_ready",
+                    {{"replica", log_name}, {"reason", to_string(why)}});
+      }
+      for (auto& done : std::exchange(ready_waits, {})) done(why);
+    }
+
+    void await_ready(UniqueFunction<void(ReadyState)> done) {
+      if (ready_state != ReadyState::waiting || stopped) return done(ready_state);
+      ready_waits.push_back(std::move(done));
     }
 
     // ---- in the turn ----
@@ -622,6 +697,13 @@ class Replica {
     Poster diffs_poster;
     bool report_initial_state = false;
     std::vector<Change> diffs;
+
+    ReadinessOptions readiness;
+    ReadyState ready_state = ReadyState::waiting;
+    Time started{};
+    bool peer_heard = false;  // a neighbour was set or a message received
+    std::unique_ptr<ReplicaClock::Alarm> ready_alarm;  // only while waiting
+    std::vector<UniqueFunction<void(ReadyState)>> ready_waits;
     typename DiffTypes<T>::Pending pending{};
   };
 
@@ -642,8 +724,6 @@ class Replica {
   // completes `token` with its result or exception.
   template <class R, class Body, class Token>
   auto submit(std::optional<WriteConcern> write, Body body, Token&& token) {
-    // Starts the operation with the handler the token became; `may_run_here`: it may run,
-    // and the handler be called, on the calling thread.
     auto start = [impl = impl_, write, body = std::move(body)](auto handler,
                                                                  bool may_run_here) mutable {
       impl->enqueue(Work([write, body = std::move(body),
@@ -652,6 +732,14 @@ class Replica {
                     }),
                     may_run_here);
     };
+    return complete_through<R>(std::move(start), std::forward<Token>(token));
+  }
+
+  // Turns `token` into a handler(std::exception_ptr, R) and calls start(handler,
+  // may_run_here), which queues the operation; `may_run_here`: it may run, and the handler
+  // be called, on the calling thread. Returns what the token returns (a Future, ...).
+  template <class R, class Start, class Token>
+  auto complete_through(Start start, Token&& token) {
     using Tok = std::decay_t<Token>;
     if constexpr (std::is_same_v<Tok, UseFuture>) {
       auto state = std::make_shared<detail::FutureState<R>>();

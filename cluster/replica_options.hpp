@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -21,6 +22,48 @@ namespace deltacrdt {
 // where change notifications run. replica.hpp's post_to(executor) makes one from an Asio
 // executor.
 using Poster = std::function<void(UniqueFunction<void()>)>;
+
+// Where a replica stands on readiness (Replica::readiness, Replica::when_ready): waiting,
+// or ready and why.
+enum class ReadyState : std::uint8_t {
+  waiting,     // started holding nothing; no catch-up yet
+  recovered,   // started with a state (recovered from storage, or given)
+  caught_up,   // a first catch-up from a peer completed
+  alone,       // no peer was heard of within alone_after: the first or only one
+  waited_out,  // peers were heard of, but none caught it up within give_up_after
+  immediate,   // ReadinessOptions::await_catch_up was false
+};
+inline const char* to_string(ReadyState s) {
+  switch (s) {
+    case ReadyState::waiting: return "waiting";
+    case ReadyState::recovered: return "recovered";
+    case ReadyState::caught_up: return "caught_up";
+    case ReadyState::alone: return "alone";
+    case ReadyState::waited_out: return "waited_out";
+    case ReadyState::immediate: return "immediate";
+  }
+  return "unknown";
+}
+
+// When a replica counts as ready. One that starts holding nothing (a new node, or one
+// restarted with an empty data directory) would answer "not found" for what its peers hold
+// until it has caught up, so it is not ready until then; one that starts with a state (what
+// its storage recovered) is ready at once, and catches up on what it missed as every replica
+// does. Holding nothing, it becomes ready at the first of:
+//   - a first catch-up from a peer completes (a whole state or a digest catch-up; a peer that
+//     holds nothing completes one too, with its empty state);
+//   - no peer is heard of (no neighbour set, no message received) within `alone_after` of
+//     the start: it is the first or only replica;
+//   - `give_up_after` from the start, peers heard of but none caught it up (as when no peer's
+//     neighbour policy pushes to it): ready without, logged as readiness_waited_out.
+// A replica hosted by a Node with no seeds, DNS seeds or membership strategies is ready
+// (alone) at once: that node looks for no peer, so none is coming to catch it up.
+// Readiness only reports: reads and writes are served all along.
+struct ReadinessOptions {
+  bool await_catch_up = true;  // false: ready at once (ReadyState::immediate)
+  std::chrono::milliseconds alone_after{3000};
+  std::chrono::milliseconds give_up_after{60000};
+};
 
 template <class T>
 struct ReplicaOptions {
@@ -55,6 +98,8 @@ struct ReplicaOptions {
   // (cluster/neighbour_policy.hpp; default all; Node::set_neighbours changes it later).
   // Replicas outside a Node are given their neighbours by Replica::set_neighbours instead.
   NeighbourPolicy neighbours;
+
+  ReadinessOptions readiness;
 
   // Where the replica reads time and sets its timers; null: the real clocks and Asio timers
   // on the replica's executor. Tests pass a ManualClock to run in virtual time.

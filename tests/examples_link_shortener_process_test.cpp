@@ -263,10 +263,37 @@ TEST_SUITE("examples.link_shortener.process") {
     // catches up everything, and its own writes are held by n2 when they return.
     Shortener fresh("n3", s.dir("n3"), s.secret,
                     {"--seeds", restarted.cluster, "--write-concern", "majority"});
-    CHECK(eventually([&] { return fresh.links() == 40; }));
+    // Ready means caught up: once /_ready says so, every link is there.
+    CHECK(eventually([&] { return fresh.get("/_ready").status == 200; }));
+    CHECK(fresh.links() == 40);
     CHECK(eventually([&] { return fresh.live_members() == 1; }));
     const std::string code = fresh.shorten("https://majority.example/");
     CHECK(restarted.knows(code, "https://majority.example/"));
+  }
+
+  TEST_CASE("a node that starts empty answers 503, not 404, until it is ready") {
+    Scratch s;
+    // Its seed never answers, so it hears of no peer; it would be alone after a minute.
+    Shortener waiting("n1", s.dir("n1"), s.secret,
+                      {"--seeds", "127.0.0.1:1", "--alone-after", "60000"});
+    const HttpReply ready = waiting.get("/_ready");
+    CHECK(ready.status == 503);
+    CHECK(ready.header("retry-after") == "1");
+    CHECK(waiting.get("/_health").status == 200);  // liveness is another matter
+    const HttpReply unknown = waiting.get("/abcdefgh");
+    CHECK(unknown.status == 503);
+    CHECK(unknown.header("retry-after") == "1");
+    CHECK(waiting.get("/api/links/abcdefgh").status == 503);
+    CHECK(waiting.get("/abcdefgh/aggregates").status == 503);
+    CHECK(waiting.del("/abcdefgh").status == 503);
+    // Writes, and reads of what it holds, are served meanwhile.
+    const std::string code = waiting.shorten("https://early.example/");
+    CHECK(waiting.get("/" + code).status == 302);
+
+    Shortener alone("n2", s.dir("n2"), s.secret, {"--seeds", "127.0.0.1:1", "--alone-after", "300"});
+    CHECK(eventually([&] { return alone.get("/_ready").status == 200; }));
+    CHECK(alone.get("/abcdefgh").status == 404);
+    CHECK(alone.get("/api/links/abcdefgh").status == 404);
   }
 
   TEST_CASE("invalid urls and malformed requests get 4xx and change nothing") {

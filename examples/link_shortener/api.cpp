@@ -88,6 +88,8 @@ asio::awaitable<Response> Api::dispatch(const Request& req, const RoutePlan& pla
       return describe(req, plan.code);
     case Route::health:
       return ready(text(req, http::status::ok, "ok\n"));
+    case Route::ready:
+      return readiness(req);
     case Route::cluster:
       return ready(cluster(req));
     case Route::metrics:
@@ -139,7 +141,11 @@ asio::awaitable<Response> Api::shorten(const Request& req, const std::string& ur
 asio::awaitable<Response> Api::follow(const Request& req, const std::string& code) {
   auto resolving = store_.resolve(code);
   const Resolution r = co_await std::move(resolving);
-  if (r.urls.empty()) co_return text(req, http::status::not_found, "not found\n");
+  if (r.urls.empty()) {
+    auto waiting = unless_ready(req, false);
+    if (auto res = co_await std::move(waiting)) co_return std::move(*res);
+    co_return text(req, http::status::not_found, "not found\n");
+  }
   if (r.urls.size() > 1) {
     // Different URLs were written to this code concurrently: say so instead of guessing.
     metrics_.count_conflict();
@@ -156,7 +162,11 @@ asio::awaitable<Response> Api::follow(const Request& req, const std::string& cod
 asio::awaitable<Response> Api::aggregates(const Request& req, const std::string& code) {
   auto resolving = store_.resolve(code);
   const Resolution r = co_await std::move(resolving);
-  if (r.urls.empty()) co_return text(req, http::status::not_found, "not found\n");
+  if (r.urls.empty()) {
+    auto waiting = unless_ready(req, false);
+    if (auto res = co_await std::move(waiting)) co_return std::move(*res);
+    co_return text(req, http::status::not_found, "not found\n");
+  }
   auto counting = store_.redirects(code);
   const std::int64_t n = co_await std::move(counting);
   co_return text(req, http::status::ok, fmt::format("Redirects: {}", n));
@@ -176,14 +186,41 @@ asio::awaitable<Response> Api::remove(const Request& req, const std::string& cod
     co_return text(req, http::status::internal_server_error,
                    std::string("the delete could not be stored durably: ") + e.what() + "\n");
   }
-  if (!existed) co_return text(req, http::status::not_found, "not found\n");
+  if (!existed) {
+    auto waiting = unless_ready(req, false);
+    if (auto res = co_await std::move(waiting)) co_return std::move(*res);
+    co_return text(req, http::status::not_found, "not found\n");
+  }
   co_return Response{http::status::no_content, req.version()};
+}
+
+asio::awaitable<std::optional<Response>> Api::unless_ready(const Request& req, bool as_json) {
+  auto checking = store_.ready();
+  if (co_await std::move(checking)) co_return std::nullopt;
+  // A node that started empty and is still catching up may lack a link its peers hold:
+  // "not found" would be a wrong answer; a retry soon will find it.
+  Response res = error(req, http::status::service_unavailable,
+                       "this node is still catching up with the cluster; retry shortly", as_json);
+  res.set(http::field::retry_after, "1");
+  co_return res;
+}
+
+asio::awaitable<Response> Api::readiness(const Request& req) {
+  auto checking = store_.ready();
+  if (co_await std::move(checking)) co_return text(req, http::status::ok, "ready\n");
+  Response res = text(req, http::status::service_unavailable, "catching up\n");
+  res.set(http::field::retry_after, "1");
+  co_return res;
 }
 
 asio::awaitable<Response> Api::describe(const Request& req, const std::string& code) {
   auto resolving = store_.resolve(code);
   const Resolution r = co_await std::move(resolving);
-  if (r.urls.empty()) co_return error(req, http::status::not_found, "unknown code", true);
+  if (r.urls.empty()) {
+    auto waiting = unless_ready(req, true);
+    if (auto res = co_await std::move(waiting)) co_return std::move(*res);
+    co_return error(req, http::status::not_found, "unknown code", true);
+  }
   auto counting = store_.redirects(code);
   const std::int64_t n = co_await std::move(counting);
   json::object body{{"code", code}, {"redirects", n}};

@@ -2,17 +2,20 @@
 //
 //   POST /                    form url=...     -> 201, Location: http://<host>/<code>, body code
 //   GET  /<code>              -> 302 to the URL (counts a redirect), 404, or 300 if ambiguous
+//                                (503 with Retry-After instead of 404 while not ready)
 //   GET  /<code>/aggregates   -> 200 "Redirects: <n>" (summed over the cluster)
 //   DELETE /<code>            -> 204 or 404
 //   POST /api/links {"url"}   -> 201 {"code","url","short_url"}
 //   GET  /api/links/<code>    -> 200 {"code","url","redirects"} (counts nothing)
-//   GET  /_health, /_cluster (JSON), /metrics (Prometheus text)
+//   GET  /_health (liveness), /_ready (200, or 503 until caught up), /_cluster (JSON),
+//        /metrics (Prometheus text)
 //
 // Thread-safe: handle() runs concurrently for different connections. The store, node and
 // metrics must outlive the Api.
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "cluster/node.hpp"
@@ -50,6 +53,9 @@ class Api {
   asio::awaitable<Response> remove(const Request& req, const std::string& code);
   asio::awaitable<Response> describe(const Request& req, const std::string& code);
   asio::awaitable<Response> metrics(const Request& req);
+  asio::awaitable<Response> readiness(const Request& req);
+  // The answer instead of "not found" while the store is not ready (nullopt when it is).
+  asio::awaitable<std::optional<Response>> unless_ready(const Request& req, bool as_json);
   Response cluster(const Request& req) const;
   std::string short_url(const Request& req, const std::string& code) const;
 

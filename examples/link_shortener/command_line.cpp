@@ -65,6 +65,7 @@ std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* cons
       "link-shortener"};
   std::string secret_file, log_level = "info", neighbours = "all";
   long long sync_ms = c.sync_interval.count(), timeout_ms = c.write_timeout.count();
+  long long alone_ms = c.alone_after.count();
   app.add_option("--name", c.name, "Node name, unique in the cluster")->required();
   app.add_option("--http", c.http, "HTTP API address (IP:PORT)")
       ->type_name("HOST:PORT")
@@ -120,6 +121,13 @@ std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* cons
       ->type_name("MS")
       ->check(CLI::Range(1LL, 600000LL))
       ->capture_default_str();
+  app.add_option("--alone-after", alone_ms,
+                 "A node that starts with no data is not ready (GET /_ready and lookups of "
+                 "unknown codes answer 503) until a peer has caught it up; with no peer heard "
+                 "of for this many milliseconds, it is the first node and becomes ready")
+      ->type_name("MS")
+      ->check(CLI::Range(0LL, 600000LL))
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warn, error or off")
       ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}))
       ->capture_default_str();
@@ -171,6 +179,7 @@ std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* cons
     return 2;
   }
   c.sync_interval = std::chrono::milliseconds(sync_ms);
+  c.alone_after = std::chrono::milliseconds(alone_ms);
   {
     std::string error;
     c.neighbours = *NeighbourPolicy::parse(neighbours, error);  // checked above

@@ -29,6 +29,8 @@ struct ShortenerConfig {
   std::string write_concern_name = "durable";
   WriteConcern write_concern = WriteConcern::durable();
   std::chrono::milliseconds write_timeout{5000};
+  // Readiness of a node that starts empty (ReadinessOptions::alone_after; --alone-after).
+  std::chrono::milliseconds alone_after{3000};
   LogLevel log_level = LogLevel::info;
   std::size_t http_threads = 2;
   // HTTP connections open at once, in all and from one client address (HttpServerOptions).

@@ -13,18 +13,21 @@ namespace deltacrdt::shortener {
 
 namespace {
 template <class T>
-ReplicaOptions<T> options(const SyncOptions& sync, const NeighbourPolicy& neighbours) {
+ReplicaOptions<T> options(const SyncOptions& sync, const NeighbourPolicy& neighbours,
+                          const ReadinessOptions& readiness) {
   ReplicaOptions<T> o;
   o.sync = sync;
   o.neighbours = neighbours;
+  o.readiness = readiness;
   return o;
 }
 }  // namespace
 
-LinkStore::LinkStore(Node& node, const SyncOptions& sync, const NeighbourPolicy& neighbours)
-    : links_(node.add_replica<Links>(kLinksReplica, options<Links>(sync, neighbours))),
-      redirects_(
-          node.add_replica<Redirects>(kRedirectsReplica, options<Redirects>(sync, neighbours))) {}
+LinkStore::LinkStore(Node& node, const SyncOptions& sync, const NeighbourPolicy& neighbours,
+                     const ReadinessOptions& readiness)
+    : links_(node.add_replica<Links>(kLinksReplica, options<Links>(sync, neighbours, readiness))),
+      redirects_(node.add_replica<Redirects>(kRedirectsReplica,
+                                             options<Redirects>(sync, neighbours, readiness))) {}
 
 asio::awaitable<std::optional<std::string>> LinkStore::shorten(std::string url,
                                                                WriteConcern concern) {
@@ -101,6 +104,14 @@ asio::awaitable<bool> LinkStore::remove(std::string code, WriteConcern concern) 
 asio::awaitable<std::size_t> LinkStore::size() {
   auto op = links_.read([](const Links& m) { return m.size(); }, asio::use_awaitable);
   co_return co_await std::move(op);
+}
+
+asio::awaitable<bool> LinkStore::ready() {
+  auto links_op = links_.readiness(asio::use_awaitable);
+  const ReadyState links = co_await std::move(links_op);
+  auto redirects_op = redirects_.readiness(asio::use_awaitable);
+  const ReadyState redirects = co_await std::move(redirects_op);
+  co_return links != ReadyState::waiting && redirects != ReadyState::waiting;
 }
 
 asio::awaitable<std::pair<SyncMetrics, SyncMetrics>> LinkStore::metrics() {

@@ -43,8 +43,9 @@ class LinkStore {
   static constexpr const char* kRedirectsReplica = "redirects";
 
   // Hosts the two replicas on `node`, both with protocol options `sync`, pushing to the
-  // nodes `neighbours` chooses.
-  LinkStore(Node& node, const SyncOptions& sync, const NeighbourPolicy& neighbours = {});
+  // nodes `neighbours` chooses, ready as `readiness` says.
+  LinkStore(Node& node, const SyncOptions& sync, const NeighbourPolicy& neighbours = {},
+            const ReadinessOptions& readiness = {});
 
   // Stores url under its code and completes, once `concern` is met, with the code; nullopt
   // when all kMaxCodeAttempts codes of the URL are taken by other URLs. Shortening a URL
@@ -71,6 +72,10 @@ class LinkStore {
   asio::awaitable<bool> remove(std::string code, WriteConcern concern);
 
   asio::awaitable<std::size_t> size();
+
+  // Whether both replicas are ready (ReadinessOptions): until then this node may not hold
+  // links its peers hold, and "not found" is not an answer it can give.
+  asio::awaitable<bool> ready();
 
   // The protocol counters of the two replicas (links, redirects).
   asio::awaitable<std::pair<SyncMetrics, SyncMetrics>> metrics();

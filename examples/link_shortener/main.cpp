@@ -58,7 +58,9 @@ int main(int argc, char** argv) {
     node = std::make_unique<Node>(o);
     SyncOptions sync;
     sync.sync_interval = config.sync_interval;
-    store = std::make_unique<LinkStore>(*node, sync, config.neighbours);
+    ReadinessOptions readiness;
+    readiness.alone_after = config.alone_after;
+    store = std::make_unique<LinkStore>(*node, sync, config.neighbours, readiness);
     HttpServerOptions ho;
     ho.listen = config.http;
     ho.threads = config.http_threads;

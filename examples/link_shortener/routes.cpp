@@ -89,6 +89,7 @@ RoutePlan plan_route(verb method, std::string_view target, std::string_view body
     return p;
   }
   if (target == "/_health") return with_code(Route::health, "health", {});
+  if (target == "/_ready") return with_code(Route::ready, "ready", {});
   if (target == "/_cluster") return with_code(Route::cluster, "cluster", {});
   if (target == "/metrics") return with_code(Route::metrics, "metrics", {});
   if (target.ends_with("/aggregates")) {

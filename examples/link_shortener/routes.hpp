@@ -14,7 +14,8 @@ enum class Route {
   shorten,     // POST /            (form field url)
   api_create,  // POST /api/links   ({"url": ...})
   api_get,     // GET  /api/links/<code>
-  health,      // /_health
+  health,      // /_health   (liveness)
+  ready,       // /_ready    (readiness: 503 until caught up)
   cluster,     // /_cluster
   metrics,     // /metrics
   aggregates,  // GET /<code>/aggregates
