@@ -775,6 +775,24 @@ void NodeImpl::update_neighbours() {
   std::vector<std::string> drawn_here;
   for (auto& [name, h] : hosted_) {
     if (!h->ready) continue;
+    // The replicas of this CRDT in the cluster, this one included: every member known to
+    // host a namesake of the same type, up or down, and every member whose replicas are not
+    // known here (never linked: assumed to host one, so that majority is never met by
+    // undercounting).
+    std::size_t membership = 1;
+    for (const auto& [n, m] : table_.members()) {
+      if (!m.ever_linked) {
+        ++membership;
+        continue;
+      }
+      membership += std::any_of(m.replicas.begin(), m.replicas.end(), [&](const auto& r) {
+        return r.name == name && r.type == h->type;
+      });
+    }
+    if (membership != h->membership) {
+      h->membership = membership;
+      h->replica.set_membership(membership);
+    }
     // The linked nodes hosting a namesake of the same type, and its id on each.
     std::map<std::string, PeerId> namesakes;
     for (const auto& [n, m] : table_.members()) {

@@ -53,6 +53,7 @@ struct HostedReplica {
   std::shared_ptr<void> replica;
   std::function<void(PeerId, SyncMessage)> deliver;
   std::function<void(std::vector<PeerId>)> set_neighbours;
+  std::function<void(std::size_t)> set_membership;
 };
 
 }  // namespace detail
@@ -110,6 +111,7 @@ class Node {
       hosted.set_neighbours = [r = replica.get()](std::vector<PeerId> n) {
         r->set_neighbours(std::move(n));
       };
+      hosted.set_membership = [r = replica.get()](std::size_t n) { r->set_membership(n); };
       hosted.replica = std::move(replica);
       host_replica(name, std::move(hosted));
       return ref;

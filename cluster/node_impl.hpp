@@ -98,6 +98,8 @@ class NodeImpl {
     // The replica ids last given to the replica as its neighbours: set again only when
     // they change (update_neighbours runs at every gossip frame).
     std::vector<PeerId> neighbour_ids;
+    // The replica's membership last given to it (Replica::set_membership).
+    std::size_t membership = 0;
   };
 
   using Table = MemberTable<transport::Link::Ptr>;

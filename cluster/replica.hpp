@@ -20,6 +20,7 @@
 // in must outlive the Replica (detach the replica from it first).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <cstdint>
@@ -129,6 +130,14 @@ class Replica {
                      impl.check_ready();
                    }),
                    false);
+  }
+
+  // How many replicas of this CRDT the cluster has, this one included: members that are
+  // down count, removed ones do not. What WriteConcern::majority and all count; 0 (the
+  // default) counts this replica and its neighbours. A Node sets it from its membership.
+  // Writes already waiting keep the count they started with.
+  void set_membership(std::size_t replicas) {
+    impl_->enqueue(Work([replicas](Impl& impl) { impl.membership = replicas; }), false);
   }
 
   // Applies fn(T&) -> T (a mutator returning its delta). Completes with the delta's
@@ -583,22 +592,32 @@ class Replica {
       for (auto& done : std::exchange(awaiting_sync, {})) done(error);
     }
 
-    // With storage, a write waiting for acknowledgements is first durable here: an acked or
-    // majority write is never weaker than a durable one, even when no neighbour is needed,
-    // and a failed fsync fails it (whatever the neighbours say).
+    // With storage, a write waiting for acknowledgements is first durable here: an acked,
+    // majority or all write is never weaker than a durable one, even when no other replica
+    // is needed, and a failed fsync fails it (whatever the neighbours say).
     void after_acks(std::uint64_t seq, WriteConcern concern, Completion done) {
       if (seq >= core.seq()) return done(nullptr);  // a no-op write: nothing to replicate
       Completion wait = [this, seq, concern, done = std::move(done)](std::exception_ptr e) mutable {
         if (e) return done(e);
-        const std::size_t required =
-            concern.acks != 0 ? concern.acks : core.neighbour_count() / 2 + 1;
-        if (core.neighbour_count() == 0 && concern.acks == 0) return done(nullptr);
-        ack_waits.push_back(AckWait{seq, required, clock->now() + Time(concern.timeout),
-                                    std::move(done)});
+        // How many others must acknowledge; for majority and all this replica counts too.
+        const std::size_t n = members();
+        const bool counts_self = concern.level != WriteConcern::Level::acked;
+        const std::size_t others = concern.level == WriteConcern::Level::majority ? n / 2
+                                   : concern.level == WriteConcern::Level::all    ? n - 1
+                                                                                  : concern.acks;
+        if (others == 0) return done(nullptr);
+        ack_waits.push_back(AckWait{seq, others, counts_self ? 1u : 0u,
+                                    clock->now() + Time(concern.timeout), std::move(done)});
         check_acks();
       };
       if (!storage) return wait(nullptr);
       after_sync(std::move(wait));
+    }
+
+    // N of WriteConcern::majority and all: as the host set it, else this replica and its
+    // neighbours.
+    std::size_t members() const {
+      return membership != 0 ? std::max<std::size_t>(membership, 1) : 1 + core.neighbour_count();
     }
 
     // Completes waits whose acks arrived or whose deadline passed; re-arms the ack alarm.
@@ -610,10 +629,11 @@ class Replica {
         const std::size_t acked = core.acknowledged_count(w.seq);
         if (acked >= w.required || t >= w.deadline) {
           Completion done = std::move(w.done);
-          const std::size_t required = w.required;
+          const std::size_t required = w.required, self = w.self;
           ack_waits.erase(ack_waits.begin() + static_cast<std::ptrdiff_t>(i));
           done(acked >= required ? nullptr
-                                 : std::make_exception_ptr(WriteConcernTimeout(acked, required)));
+                                 : std::make_exception_ptr(
+                                       WriteConcernTimeout(acked + self, required + self)));
           continue;
         }
         next = std::min(next, w.deadline);
@@ -649,7 +669,7 @@ class Replica {
           }
           return after_sync(std::move(complete));
         }
-        if (write->level == WriteConcern::Level::acked) {
+        if (write->waits_for_peers()) {
           return after_acks(*out.written, *write, std::move(complete));
         }
       }
@@ -678,11 +698,13 @@ class Replica {
     // Writes waiting for neighbours' acknowledgements (WriteConcern::acked).
     struct AckWait {
       std::uint64_t seq;
-      std::size_t required;
+      std::size_t required;  // acknowledgements from others
+      std::size_t self;      // 1 when this replica counts towards the concern (reported)
       Time deadline;
       Completion done;
     };
     std::vector<AckWait> ack_waits;
+    std::size_t membership = 0;  // set_membership (0: unset)
     std::vector<Completion> awaiting_sync;
     bool sync_queued = false;
 

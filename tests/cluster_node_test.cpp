@@ -121,6 +121,34 @@ TEST_SUITE("cluster.node") {
     CHECK(n1.metrics().frames_rejected == 0);
   }
 
+  // A majority used to be one of the peers linked now: a node cut off from the others met
+  // it by itself. It is a majority of the members hosting the replica, down ones counted.
+  TEST_CASE("majority counts the members that are down: a node left alone cannot meet it") {
+    Node n1(options("n1"));
+    auto n2 = std::make_unique<Node>(options("n2", {n1.address()}));
+    auto n3 = std::make_unique<Node>(options("n3", {n1.address()}));
+    auto& m1 = n1.add_replica<Map>("links");
+    n2->add_replica<Map>("links");
+    n3->add_replica<Map>("links");
+    REQUIRE(eventually([&] { return n1.live_members().size() == 2; }));
+    (void)m1.put(std::string("k"), std::string("v"), WriteConcern::all()).get();
+    n3->stop();
+    REQUIRE(eventually([&] { return n1.live_members().size() == 1; }));
+    (void)m1.put(std::string("k2"), std::string("v"), WriteConcern::majority()).get();  // 2 of 3
+    n2->stop();
+    REQUIRE(eventually([&] { return n1.live_members().empty(); }));
+    try {
+      (void)m1.put(std::string("k3"), std::string("v"), WriteConcern::majority(300ms)).get();
+      FAIL("one node of three met majority");
+    } catch (const WriteConcernTimeout& e) {
+      CHECK(e.acknowledged() == 1);
+      CHECK(e.required() == 2);
+    }
+    // A replica the others never hosted: its members are n1 alone.
+    auto& other = n1.add_replica<Map>("alone-here");
+    (void)other.put(std::string("k"), std::string("v"), WriteConcern::majority(300ms)).get();
+  }
+
   // Namesakes of different types used to become neighbours, and every delta between them
   // was dropped as wrong_type, visible only in a counter.
   TEST_CASE("a namesake replica of another type is never a neighbour, and is reported") {

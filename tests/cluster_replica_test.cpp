@@ -353,9 +353,15 @@ TEST_SUITE("cluster.replica") {
     auto majority = a.put(std::string("k"), std::string("v"), WriteConcern::majority());
     CHECK(majority.wait_for(0s) == std::future_status::timeout);  // no neighbour holds it yet
     cluster.wait(std::move(majority));
-    // Complete means at least 2 of 2 neighbours hold it now.
+    // Complete means 2 of the 3 replicas hold it now: a and at least one neighbour.
+    int holding = 0;
     for (ReplicaId r : {ReplicaId{2}, ReplicaId{3}}) {
-      CHECK(cluster.wait(cluster[r].get(std::string("k"))) == std::optional<std::string>("v"));
+      holding += cluster.wait(cluster[r].get(std::string("k"))).has_value() ? 1 : 0;
+    }
+    CHECK(holding >= 1);
+    (void)cluster.wait(a.put(std::string("k1"), std::string("v"), WriteConcern::all()));
+    for (ReplicaId r : {ReplicaId{2}, ReplicaId{3}}) {
+      CHECK(cluster.wait(cluster[r].get(std::string("k1"))) == std::optional<std::string>("v"));
     }
     (void)cluster.wait(a.put(std::string("k2"), std::string("v"), WriteConcern::acked(1)));
     const Time before = cluster.now();
@@ -374,6 +380,39 @@ TEST_SUITE("cluster.replica") {
     CHECK(cluster.wait(cluster[2].get(std::string("k3"))) == std::optional<std::string>("v"));
     // A write that changes nothing needs no acknowledgement.
     (void)cluster.wait(a.remove(std::string("absent"), WriteConcern::acked(5)));
+  }
+
+  // Majority used to mean more than half of the neighbours linked now: a replica cut off
+  // from its peers met it alone. It counts the replica's members, down ones included.
+  TEST_CASE("majority and all count the members set, down ones included, this one too") {
+    VirtualCluster<Map> cluster(3);
+    auto& a = cluster[1];
+    a.set_membership(5);  // two more members, down: 3 of 5 is still a majority
+    (void)cluster.wait(a.put(std::string("k"), std::string("v"), WriteConcern::majority()));
+    try {
+      (void)cluster.wait(a.put(std::string("k2"), std::string("v"), WriteConcern::all(200ms)));
+      FAIL("all 5 cannot hold it with 2 down");
+    } catch (const WriteConcernTimeout& e) {
+      CHECK(e.acknowledged() == 3);  // a and its two neighbours
+      CHECK(e.required() == 5);
+    }
+    a.set_membership(7);  // 4 of 7 needed, 3 reachable
+    try {
+      (void)cluster.wait(a.put(std::string("k3"), std::string("v"), WriteConcern::majority(200ms)));
+      FAIL("a minority cannot meet majority");
+    } catch (const WriteConcernTimeout& e) {
+      CHECK(e.acknowledged() == 3);
+      CHECK(e.required() == 4);
+    }
+    // Alone among 3 (its neighbours gone), a replica no longer meets majority by itself.
+    a.set_membership(3);
+    a.set_neighbours({});
+    CHECK_THROWS_AS(
+        (void)cluster.wait(a.put(std::string("k4"), std::string("v"), WriteConcern::majority(200ms))),
+        WriteConcernTimeout);
+    // With no membership set, a replica with no neighbours is alone: majority is itself.
+    a.set_membership(0);
+    (void)cluster.wait(a.put(std::string("k5"), std::string("v"), WriteConcern::majority(200ms)));
   }
 
   // With every fsync slowed to 300 ms, isolated majority writes used to complete in 1 ms:

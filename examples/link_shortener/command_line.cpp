@@ -113,11 +113,12 @@ std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* cons
       ->capture_default_str();
   app.add_option("--write-concern", c.write_concern_name,
                  "When a shorten or delete returns: local (in memory), durable (fsynced "
-                 "here), majority (also held by a majority of the live nodes)")
-      ->check(CLI::IsMember({"local", "durable", "majority"}))
+                 "here), majority (also held by a majority of the cluster's nodes, down "
+                 "ones counted), all (held by every node)")
+      ->check(CLI::IsMember({"local", "durable", "majority", "all"}))
       ->capture_default_str();
   app.add_option("--write-timeout", timeout_ms,
-                 "How long a majority write waits for the other nodes, in milliseconds")
+                 "How long a majority or all write waits for the other nodes, in milliseconds")
       ->type_name("MS")
       ->check(CLI::Range(1LL, 600000LL))
       ->capture_default_str();
@@ -190,6 +191,8 @@ std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* cons
     c.write_concern = WriteConcern::local();
   } else if (c.write_concern_name == "majority") {
     c.write_concern = WriteConcern::majority(c.write_timeout);
+  } else if (c.write_concern_name == "all") {
+    c.write_concern = WriteConcern::all(c.write_timeout);
   } else {
     c.write_concern = WriteConcern::durable();
   }
