@@ -296,6 +296,39 @@ TEST_SUITE("examples.link_shortener.process") {
     CHECK(alone.get("/api/links/abcdefgh").status == 404);
   }
 
+  TEST_CASE("X-Write-Concern chooses one request's write concern; majority counts a node down") {
+    Scratch s;
+    Shortener n1("n1", s.dir("n1"), s.secret, {"--write-timeout", "300"});
+    auto n2 = std::make_unique<Shortener>("n2", s.dir("n2"), s.secret,
+                                          std::vector<std::string>{"--seeds", n1.cluster});
+    REQUIRE(eventually([&] { return n1.live_members() == 1; }));
+    const auto post = [&](const std::string& url, const std::string& concern) {
+      return http_request(n1.http, "POST", "/", "url=" + url, "application/x-www-form-urlencoded",
+                          {"X-Write-Concern: " + concern});
+    };
+    const HttpReply all = post("https://all.example/", "all");
+    REQUIRE(all.status == 201);
+    CHECK(n2->knows(all.body, "https://all.example/"));  // both nodes hold it on return
+    n2->child->signal(SIGKILL);
+    CHECK(n2->child->wait(5s).value_or(0) == 128 + SIGKILL);
+    n2.reset();
+    // n1 alone is one node of two: not a majority, although the default (durable) is met.
+    const HttpReply minority = post("https://minority.example/", "majority");
+    CHECK(minority.status == 503);
+    CHECK(minority.body.find("1 of 2") != std::string::npos);
+    CHECK(minority.header("retry-after") == "1");
+    const HttpReply local = post("https://local.example/", "local");
+    CHECK(local.status == 201);
+    CHECK(n1.post_form("url=https://default.example/").status == 201);
+    const HttpReply bad = post("https://bad.example/", "most");
+    CHECK(bad.status == 400);
+    CHECK(bad.body.find("X-Write-Concern") != std::string::npos);
+    CHECK(n1.links() == 4);  // all, minority (stored, unconfirmed), local, default
+    const HttpReply del =
+        http_request(n1.http, "DELETE", "/" + local.body, "", "", {"X-Write-Concern: majority"});
+    CHECK(del.status == 503);  // removed here, not confirmed by a majority
+  }
+
   TEST_CASE("invalid urls and malformed requests get 4xx and change nothing") {
     Scratch s;
     Shortener n("n1", s.dir("n1"), s.secret);

@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace deltacrdt::testing {
 
@@ -79,12 +80,15 @@ inline HttpReply parse_reply(const std::string& raw) {
   return r;
 }
 
+// `headers`: further header lines, each "Name: value" without the line end.
 inline HttpReply http_request(std::uint16_t port, const std::string& method,
                               const std::string& target, const std::string& body = "",
-                              const std::string& content_type = "") {
+                              const std::string& content_type = "",
+                              const std::vector<std::string>& headers = {}) {
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
                     "\r\nConnection: close\r\n";
   if (!content_type.empty()) req += "Content-Type: " + content_type + "\r\n";
+  for (const std::string& h : headers) req += h + "\r\n";
   if (!body.empty() || method == "POST") {
     req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   }

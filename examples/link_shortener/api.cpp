@@ -47,6 +47,26 @@ bool usable_host(std::string_view h) {
   return true;
 }
 
+// The write concern a request asks for in its X-Write-Concern header (local, durable,
+// majority or all; the timeout is the node's), `fallback` without the header, nullopt for
+// any other value.
+std::optional<WriteConcern> requested_concern(const Request& req, const WriteConcern& fallback) {
+  const auto found = req.find(kWriteConcernHeader);
+  if (found == req.end()) return fallback;
+  const std::string_view v = found->value();
+  if (v == "local") return WriteConcern::local();
+  if (v == "durable") return WriteConcern::durable();
+  if (v == "majority") return WriteConcern::majority(fallback.timeout);
+  if (v == "all") return WriteConcern::all(fallback.timeout);
+  return std::nullopt;
+}
+
+Response bad_concern(const Request& req, bool as_json) {
+  return error(req, http::status::bad_request,
+               std::string(kWriteConcernHeader) + " must be local, durable, majority or all",
+               as_json);
+}
+
 }  // namespace
 
 asio::awaitable<Response> Api::handle(const Request& req) {
@@ -108,9 +128,11 @@ asio::awaitable<Response> Api::shorten(const Request& req, const std::string& ur
   if (const auto problem = url_problem(url)) {
     co_return error(req, http::status::unprocessable_entity, *problem, as_json);
   }
+  const std::optional<WriteConcern> concern = requested_concern(req, options_.write_concern);
+  if (!concern) co_return bad_concern(req, as_json);
   std::optional<std::string> code;
   try {
-    auto op = store_.shorten(url, options_.write_concern);  // see link_store.hpp on co_await
+    auto op = store_.shorten(url, *concern);  // see link_store.hpp on co_await
     code = co_await std::move(op);
   } catch (const WriteConcernTimeout& e) {
     // The link is stored here and keeps replicating; the client learns it was not confirmed.
@@ -173,9 +195,11 @@ asio::awaitable<Response> Api::aggregates(const Request& req, const std::string&
 }
 
 asio::awaitable<Response> Api::remove(const Request& req, const std::string& code) {
+  const std::optional<WriteConcern> concern = requested_concern(req, options_.write_concern);
+  if (!concern) co_return bad_concern(req, false);
   bool existed = false;
   try {
-    auto op = store_.remove(code, options_.write_concern);
+    auto op = store_.remove(code, *concern);
     existed = co_await std::move(op);
   } catch (const WriteConcernTimeout& e) {
     co_return text(req, http::status::service_unavailable,

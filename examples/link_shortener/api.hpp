@@ -26,8 +26,13 @@
 
 namespace deltacrdt::shortener {
 
+// A request header that overrides ApiOptions::write_concern for one shorten or delete:
+// local, durable, majority or all (anything else: 400).
+inline constexpr const char* kWriteConcernHeader = "X-Write-Concern";
+
 struct ApiOptions {
-  // When a shorten or delete returns (cluster/write_concern.hpp).
+  // When a shorten or delete returns (cluster/write_concern.hpp), unless the request's
+  // X-Write-Concern header says otherwise.
   WriteConcern write_concern = WriteConcern::durable();
   // host[:port] for short URLs when a request carries no usable Host header.
   std::string public_host = "127.0.0.1:8080";
