@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <exception>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -41,6 +42,7 @@
 #include "cluster/diff_traits.hpp"
 #include "cluster/future.hpp"
 #include "cluster/log.hpp"
+#include "cluster/read_concern.hpp"
 #include "cluster/replica_core.hpp"
 #include "cluster/replica_options.hpp"
 #include "cluster/replica_runtime.hpp"
@@ -167,10 +169,36 @@ class Replica {
   // Runs fn(const T&) and completes with its result: reads of single keys without copying
   // the state.
   template <class F, class Token = UseFuture>
+  requires(!std::is_same_v<std::decay_t<Token>, ReadConcern>)
   auto read(F fn, Token&& token = {}) {
     using R = std::invoke_result_t<F&, const T&>;
     return read_impl<R>([fn = std::move(fn)](Impl& impl) mutable { return fn(impl.core.state()); },
                         std::forward<Token>(token));
+  }
+
+  // The same, once `concern` is met: the replica first asks its neighbours to catch it up
+  // from their current states and waits until enough of them have (ReadConcern); only
+  // neighbours that push to this replica can. Completes with ReadConcernTimeout, having run
+  // nothing, when too few did within the concern's timeout. ReadConcern::local reads at once.
+  template <class F, class Token = UseFuture>
+  auto read(F fn, ReadConcern concern, Token&& token = {}) {
+    using R = std::invoke_result_t<F&, const T&>;
+    if (concern.level == ReadConcern::Level::local) return read(std::move(fn), std::forward<Token>(token));
+    auto start = [impl = impl_, concern, fn = std::move(fn)](auto handler,
+                                                              bool may_run_here) mutable {
+      impl->enqueue(Work([concern, fn = std::move(fn),
+                          handler = std::move(handler)](Impl& self) mutable {
+                      self.read_after_catch_up(
+                          concern, [&self, fn = std::move(fn), handler = std::move(handler)](
+                                       std::exception_ptr e) mutable {
+                            if (e) return std::move(handler)(e, R{});
+                            R value = fn(self.core.state());
+                            std::move(handler)(nullptr, std::move(value));
+                          });
+                    }),
+                    may_run_here);
+    };
+    return complete_through<R>(std::move(start), std::forward<Token>(token));
   }
 
   // A consistent copy of the whole state.
@@ -262,8 +290,14 @@ class Replica {
   }
 
   template <class K, class Token = UseFuture>
-  requires Traits::supported auto get(K key, Token&& token = {}) {
+  requires(Traits::supported && !std::is_same_v<std::decay_t<Token>, ReadConcern>)
+  auto get(K key, Token&& token = {}) {
     return read([key = std::move(key)](const T& m) { return Traits::value(m, key); },
+                std::forward<Token>(token));
+  }
+  template <class K, class Token = UseFuture>
+  requires Traits::supported auto get(K key, ReadConcern concern, Token&& token = {}) {
+    return read([key = std::move(key)](const T& m) { return Traits::value(m, key); }, concern,
                 std::forward<Token>(token));
   }
 
@@ -434,7 +468,11 @@ class Replica {
 
     void run_item(Item& item) {
       if (auto* in = std::get_if<Inbound>(&item)) {
-        if (!stopped) core.receive(now(), in->from, in->msg);
+        if (const auto* started = std::get_if<CatchUpStarted>(&in->msg)) {
+          on_catch_up_started(in->from, *started);
+        } else if (!stopped) {
+          core.receive(now(), in->from, in->msg);
+        }
         received = true;
         peer_heard = true;
         return;
@@ -449,7 +487,7 @@ class Replica {
     // logged, and the output goes out.
     void after_receiving() {
       received = false;
-      if (!ack_waits.empty()) check_acks();
+      if (!ack_waits.empty() || !read_waits.empty()) check_acks();
       if (logger) log_refusals();
       pump();
       if (ready_state == ReadyState::waiting) check_ready();
@@ -639,8 +677,53 @@ class Replica {
         next = std::min(next, w.deadline);
         ++i;
       }
-      if (ack_waits.empty() || stopped) return;
+      for (std::size_t i = 0; i < read_waits.size();) {
+        ReadWait& w = read_waits[i];
+        std::size_t caught_up = 0;
+        for (const auto& [peer, transfer] : w.started) {
+          caught_up += transfer != 0 && core.caught_up_by(peer) >= transfer ? 1 : 0;
+        }
+        if (caught_up >= w.required || t >= w.deadline) {
+          Completion done = std::move(w.done);
+          const std::size_t required = w.required;
+          read_waits.erase(read_waits.begin() + static_cast<std::ptrdiff_t>(i));
+          done(caught_up >= required
+                   ? nullptr
+                   : std::make_exception_ptr(ReadConcernTimeout(caught_up + 1, required + 1)));
+          continue;
+        }
+        next = std::min(next, w.deadline);
+        ++i;
+      }
+      if ((ack_waits.empty() && read_waits.empty()) || stopped) return;
       ack_alarm->set(next);
+    }
+
+    // ---- read concerns ----
+
+    // Runs done(nullptr) once enough neighbours caught this replica up after now, or
+    // done(ReadConcernTimeout) at the concern's deadline.
+    void read_after_catch_up(ReadConcern concern, Completion done) {
+      const std::size_t n = members();
+      const std::size_t required = concern.level == ReadConcern::Level::majority ? n / 2 : n - 1;
+      if (required == 0) return done(nullptr);
+      ReadWait w{++read_requests, required, clock->now() + Time(concern.timeout), {},
+                 std::move(done)};
+      for (PeerId peer : core.neighbours()) {
+        w.started.emplace(peer, 0);
+        core.request_catch_up(peer, w.request);
+      }
+      read_waits.push_back(std::move(w));
+      pump();
+      check_acks();
+    }
+
+    void on_catch_up_started(PeerId from, const CatchUpStarted& m) {
+      for (ReadWait& w : read_waits) {
+        if (w.request != m.request) continue;
+        auto it = w.started.find(from);
+        if (it != w.started.end()) it->second = m.transfer;
+      }
     }
 
     // Runs an operation's body in the turn, then completes its handler: at once, or after
@@ -705,6 +788,17 @@ class Replica {
     };
     std::vector<AckWait> ack_waits;
     std::size_t membership = 0;  // set_membership (0: unset)
+    // Reads waiting for catch-ups (ReadConcern): the neighbours asked, each with the number
+    // of the catch-up it started (0: not answered yet, or refused).
+    struct ReadWait {
+      std::uint64_t request;
+      std::size_t required;  // catch-ups from others
+      Time deadline;
+      std::map<PeerId, std::uint64_t> started;
+      Completion done;
+    };
+    std::vector<ReadWait> read_waits;
+    std::uint64_t read_requests = 0;
     std::vector<Completion> awaiting_sync;
     bool sync_queued = false;
 

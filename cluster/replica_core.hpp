@@ -168,6 +168,11 @@ class ReplicaCore {
             on_state_chunk(now, from, x);
           } else if constexpr (std::is_same_v<M, StateAck>) {
             on_state_ack(now, from, x);
+          } else if constexpr (std::is_same_v<M, CatchUpRequest>) {
+            on_catch_up_request(now, from, x);
+          } else if constexpr (std::is_same_v<M, CatchUpStarted>) {
+            // The answer to this replica's own request: its runner keeps track of those
+            // (Replica's read concerns), and a core alone has nothing to do with it.
           } else if constexpr (!BucketedCrdt<T>) {
             // Digest catch-up needs key buckets; a type without them never starts one, and
             // ignores a peer's.
@@ -254,6 +259,22 @@ class ReplicaCore {
     return n;
   }
   std::size_t neighbour_count() const { return neighbours_.size(); }
+
+  // ---- read concerns: catch-ups on request (docs/protocol.md) ----
+
+  // Asks `peer` to catch this replica up from a snapshot taken on receipt; it answers
+  // CatchUpStarted with the catch-up's number (or 0: it does not push here).
+  void request_catch_up(PeerId peer, std::uint64_t request) {
+    send(peer, CatchUpRequest{request});
+  }
+
+  // The number of the newest catch-up from `peer` that completed and was joined here (0:
+  // none). Numbers grow with every catch-up a sender starts (and with its restarts), so a
+  // value at least n means this replica holds what the peer held when catch-up n began.
+  std::uint64_t caught_up_by(PeerId peer) const {
+    auto it = caught_up_by_.find(peer);
+    return it == caught_up_by_.end() ? 0 : it->second;
+  }
 
   // A storage failure the runner met on the core's behalf (a group commit's fsync).
   void count_storage_error() { ++metrics_.storage_errors; }
@@ -564,6 +585,28 @@ class ReplicaCore {
     skip_own_deltas(from, n);
   }
 
+  void note_caught_up(PeerId from, std::uint64_t transfer) {
+    std::uint64_t& newest = caught_up_by_[from];
+    newest = std::max(newest, transfer);
+  }
+
+  // A neighbour asks to be caught up now (it reads with a read concern). A catch-up towards
+  // it that has not taken its snapshot yet (a digest probe in flight) will take it after
+  // this request and serves as is; otherwise one starts afresh. Non-neighbours are refused:
+  // this replica never pushes to them.
+  void on_catch_up_request(Time now, PeerId from, const CatchUpRequest& m) {
+    auto it = neighbours_.find(from);
+    if (it == neighbours_.end()) {
+      send(from, CatchUpStarted{m.request, 0});
+      return;
+    }
+    Neighbour& n = it->second;
+    const bool pending_snapshot = n.digest && n.digest->snapshot() == nullptr;
+    if (!pending_snapshot) start_transfer(now, from, n);
+    const std::uint64_t id = n.transfer ? n.transfer->id : n.digest ? n.digest->id() : 0;
+    send(from, CatchUpStarted{m.request, id});
+  }
+
   // Catch-up of neighbour j: by digests when the type supports it and the state is large
   // enough to benefit, otherwise (and for a neighbour that turns out to hold nothing) by
   // sending the whole state.
@@ -735,6 +778,7 @@ class ReplicaCore {
       return;  // not durable: unacknowledged, the sender starts the transfer over
     } else {
       ++metrics_.catchups_completed;
+      note_caught_up(from, id);
     }
     completed_[from] = id;
     send_state_ack(from, id, chunks);
@@ -885,6 +929,7 @@ class ReplicaCore {
         digest_in_.erase(from);
         digest_completed_[from] = m.transfer;
         ++metrics_.catchups_completed;
+        note_caught_up(from, m.transfer);
       }
     }
     send(from, std::move(reply));
@@ -952,6 +997,7 @@ class ReplicaCore {
   };
   std::map<PeerId, DigestIncoming> digest_in_;        // catch-ups arriving, by sender
   std::map<PeerId, std::uint64_t> digest_completed_;  // last one joined
+  std::map<PeerId, std::uint64_t> caught_up_by_;      // newest catch-up joined, either kind
   std::uint64_t incarnation_;
   std::uint64_t transfers_started_ = 0;
   Time push_at_ = kNever;

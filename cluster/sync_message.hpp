@@ -92,10 +92,28 @@ struct DigestAnswer {
   friend bool operator==(const DigestAnswer&, const DigestAnswer&) = default;
 };
 
+// Read concerns (docs/protocol.md): the sender asks the receiver to catch it up now, from a
+// snapshot taken after this request arrived.
+struct CatchUpRequest {
+  std::uint64_t request = 0;
+  friend bool operator==(const CatchUpRequest&, const CatchUpRequest&) = default;
+};
+
+// The answer to CatchUpRequest `request`: the receiver started catch-up `transfer` (whole
+// state or digests) towards the requester, which holds everything the receiver held at the
+// request once that catch-up, or a later one from it, completes. 0: refused (the receiver
+// does not push to the requester).
+struct CatchUpStarted {
+  std::uint64_t request = 0;
+  std::uint64_t transfer = 0;
+  friend bool operator==(const CatchUpStarted&, const CatchUpStarted&) = default;
+};
+
 // One protocol message. The alternatives' order is their kind number on the wire minus one
 // (SyncKind); never reorder them.
 using SyncMessage = std::variant<DeltaBatch, DeltaAck, StateChunk, StateAck, DigestOffer,
-                                 BucketChunk, DigestDone, DigestAnswer>;
+                                 BucketChunk, DigestDone, DigestAnswer, CatchUpRequest,
+                                 CatchUpStarted>;
 
 enum class SyncKind : std::uint8_t {
   delta = 1,
@@ -106,8 +124,10 @@ enum class SyncKind : std::uint8_t {
   bucket_chunk = 6,
   digest_done = 7,
   digest_answer = 8,
+  catch_up_request = 9,
+  catch_up_started = 10,
 };
-inline constexpr std::uint8_t kLastSyncKind = 8;
+inline constexpr std::uint8_t kLastSyncKind = 10;
 static_assert(std::variant_size_v<SyncMessage> == kLastSyncKind);
 
 inline SyncKind kind_of(const SyncMessage& m) { return static_cast<SyncKind>(m.index() + 1); }
@@ -146,8 +166,11 @@ inline std::size_t wire_size(const SyncMessage& m) {
           return 1 + 16 + 8 + x.payload.size();
         } else if constexpr (std::is_same_v<M, DigestAnswer>) {
           return 1 + 16 + 1 + 8 + x.payload.size();
+        } else if constexpr (std::is_same_v<M, CatchUpRequest>) {
+          return 1 + 8;
         } else {
-          static_assert(std::is_same_v<M, DeltaAck> || std::is_same_v<M, DigestDone>);
+          static_assert(std::is_same_v<M, DeltaAck> || std::is_same_v<M, DigestDone> ||
+                        std::is_same_v<M, CatchUpStarted>);
           return 1 + 16;
         }
       },

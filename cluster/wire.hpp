@@ -69,12 +69,17 @@ inline std::string encode_sync(std::string_view replica, PeerId from, PeerId to,
         } else if constexpr (std::is_same_v<M, DigestDone>) {
           w.u64(x.transfer);
           w.u64(x.request);
-        } else {
-          static_assert(std::is_same_v<M, DigestAnswer>);
+        } else if constexpr (std::is_same_v<M, DigestAnswer>) {
           w.u64(x.transfer);
           w.u64(x.request);
           w.u8(static_cast<std::uint8_t>(x.status));
           w.bytes(x.payload);
+        } else if constexpr (std::is_same_v<M, CatchUpRequest>) {
+          w.u64(x.request);
+        } else {
+          static_assert(std::is_same_v<M, CatchUpStarted>);
+          w.u64(x.request);
+          w.u64(x.transfer);
         }
       },
       m);
@@ -150,6 +155,18 @@ inline bool read_sync_fields(detail::ByteReader& r, std::uint8_t kind, SyncMessa
       }
       m.status = static_cast<DigestStatus>(status);
       out = std::move(m);
+      return true;
+    }
+    case SyncKind::catch_up_request: {
+      CatchUpRequest m;
+      if (!r.u64(m.request)) return false;
+      out = m;
+      return true;
+    }
+    case SyncKind::catch_up_started: {
+      CatchUpStarted m;
+      if (!r.u64(m.request) || !r.u64(m.transfer)) return false;
+      out = m;
       return true;
     }
   }

@@ -179,6 +179,8 @@ void wire_corpus() {
       BucketChunk{78, 2, "entries"},
       DigestDone{78, 3},
       DigestAnswer{78, 3, DigestStatus::unknown_transfer, "keys"},
+      CatchUpRequest{11},
+      CatchUpStarted{11, 79},
   };
   for (const SyncMessage& m : messages) {
     seed("wire", "sync_" + std::to_string(static_cast<int>(kind_of(m))),

@@ -75,6 +75,10 @@ inline SyncMessage message_from(MessageFields f) {
     case SyncKind::digest_answer:
       return DigestAnswer{n[0], n[1], static_cast<DigestStatus>(n[2] % (kLastDigestStatus + 1)),
                           std::move(f.payload)};
+    case SyncKind::catch_up_request:
+      return CatchUpRequest{n[0]};
+    case SyncKind::catch_up_started:
+      return CatchUpStarted{n[0], n[1]};
   }
   return DeltaAck{};
 }
@@ -103,9 +107,14 @@ inline MessageFields fields_of(const SyncMessage& m) {
           f.payload = x.payload;
         } else if constexpr (std::is_same_v<M, DigestDone>) {
           f.n = {x.transfer, x.request, 0, 0};
-        } else {
+        } else if constexpr (std::is_same_v<M, DigestAnswer>) {
           f.n = {x.transfer, x.request, static_cast<std::uint64_t>(x.status), 0};
           f.payload = x.payload;
+        } else if constexpr (std::is_same_v<M, CatchUpRequest>) {
+          f.n = {x.request, 0, 0, 0};
+        } else {
+          static_assert(std::is_same_v<M, CatchUpStarted>);
+          f.n = {x.request, x.transfer, 0, 0};
         }
       },
       m);

@@ -123,7 +123,8 @@ TEST_SUITE("cluster.node") {
 
   // A majority used to be one of the peers linked now: a node cut off from the others met
   // it by itself. It is a majority of the members hosting the replica, down ones counted.
-  TEST_CASE("majority counts the members that are down: a node left alone cannot meet it") {
+  TEST_CASE("majority counts the members that are down: a node left alone cannot meet it, "
+            "for writes or reads") {
     Node n1(options("n1"));
     auto n2 = std::make_unique<Node>(options("n2", {n1.address()}));
     auto n3 = std::make_unique<Node>(options("n3", {n1.address()}));
@@ -132,9 +133,11 @@ TEST_SUITE("cluster.node") {
     n3->add_replica<Map>("links");
     REQUIRE(eventually([&] { return n1.live_members().size() == 2; }));
     (void)m1.put(std::string("k"), std::string("v"), WriteConcern::all()).get();
+    CHECK(m1.get(std::string("k"), ReadConcern::all()).get() == std::optional<std::string>("v"));
     n3->stop();
     REQUIRE(eventually([&] { return n1.live_members().size() == 1; }));
     (void)m1.put(std::string("k2"), std::string("v"), WriteConcern::majority()).get();  // 2 of 3
+    CHECK(m1.get(std::string("k2"), ReadConcern::majority()).get().has_value());
     n2->stop();
     REQUIRE(eventually([&] { return n1.live_members().empty(); }));
     try {
@@ -142,6 +145,13 @@ TEST_SUITE("cluster.node") {
       FAIL("one node of three met majority");
     } catch (const WriteConcernTimeout& e) {
       CHECK(e.acknowledged() == 1);
+      CHECK(e.required() == 2);
+    }
+    try {
+      (void)m1.get(std::string("k"), ReadConcern::majority(300ms)).get();
+      FAIL("one node of three met a majority read");
+    } catch (const ReadConcernTimeout& e) {
+      CHECK(e.caught_up() == 1);
       CHECK(e.required() == 2);
     }
     // A replica the others never hosted: its members are n1 alone.

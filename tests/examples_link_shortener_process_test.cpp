@@ -296,9 +296,10 @@ TEST_SUITE("examples.link_shortener.process") {
     CHECK(alone.get("/api/links/abcdefgh").status == 404);
   }
 
-  TEST_CASE("X-Write-Concern chooses one request's write concern; majority counts a node down") {
+  TEST_CASE("X-Write-Concern and X-Read-Concern choose one request's concerns; majority counts "
+            "a node down") {
     Scratch s;
-    Shortener n1("n1", s.dir("n1"), s.secret, {"--write-timeout", "300"});
+    Shortener n1("n1", s.dir("n1"), s.secret, {"--write-timeout", "300", "--read-timeout", "300"});
     auto n2 = std::make_unique<Shortener>("n2", s.dir("n2"), s.secret,
                                           std::vector<std::string>{"--seeds", n1.cluster});
     REQUIRE(eventually([&] { return n1.live_members() == 1; }));
@@ -309,6 +310,11 @@ TEST_SUITE("examples.link_shortener.process") {
     const HttpReply all = post("https://all.example/", "all");
     REQUIRE(all.status == 201);
     CHECK(n2->knows(all.body, "https://all.example/"));  // both nodes hold it on return
+    const auto get = [&](const std::string& target, const std::string& concern) {
+      return http_request(n1.http, "GET", target, "", "", {"X-Read-Concern: " + concern});
+    };
+    CHECK(get("/" + all.body, "all").status == 302);
+    CHECK(get("/api/links/" + all.body, "majority").status == 200);
     n2->child->signal(SIGKILL);
     CHECK(n2->child->wait(5s).value_or(0) == 128 + SIGKILL);
     n2.reset();
@@ -327,6 +333,16 @@ TEST_SUITE("examples.link_shortener.process") {
     const HttpReply del =
         http_request(n1.http, "DELETE", "/" + local.body, "", "", {"X-Write-Concern: majority"});
     CHECK(del.status == 503);  // removed here, not confirmed by a majority
+    // Reads: a majority needs n2 too; a local read is served from n1's state.
+    const HttpReply stale = get("/" + all.body, "majority");
+    CHECK(stale.status == 503);
+    CHECK(stale.body.find("1 of 2") != std::string::npos);
+    CHECK(stale.header("retry-after") == "1");
+    CHECK(get("/api/links/" + all.body, "all").status == 503);
+    CHECK(get("/" + all.body + "/aggregates", "majority").status == 503);
+    CHECK(get("/" + all.body, "local").status == 302);
+    CHECK(n1.get("/" + all.body).status == 302);  // the default: local
+    CHECK(get("/" + all.body, "quorum").status == 400);
   }
 
   TEST_CASE("invalid urls and malformed requests get 4xx and change nothing") {

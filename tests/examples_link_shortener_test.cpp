@@ -53,8 +53,8 @@ struct TwoNodes {
     b = std::make_unique<Node>(o);
     store_a = std::make_unique<LinkStore>(*a, SyncOptions{});
     store_b = std::make_unique<LinkStore>(*b, SyncOptions{});
-    api_a = std::make_unique<Api>(*store_a, *a, metrics, ApiOptions{WriteConcern::local(), "x"});
-    api_b = std::make_unique<Api>(*store_b, *b, metrics, ApiOptions{WriteConcern::local(), "x"});
+    api_a = std::make_unique<Api>(*store_a, *a, metrics, ApiOptions{WriteConcern::local(), ReadConcern::local(), "x"});
+    api_b = std::make_unique<Api>(*store_b, *b, metrics, ApiOptions{WriteConcern::local(), ReadConcern::local(), "x"});
   }
   void cut() {
     to_a.cut();

@@ -61,6 +61,18 @@ std::optional<WriteConcern> requested_concern(const Request& req, const WriteCon
   return std::nullopt;
 }
 
+// The read concern a request asks for in its X-Read-Concern header (local, majority or all;
+// the timeout is the node's), `fallback` without the header, nullopt for any other value.
+std::optional<ReadConcern> requested_read_concern(const Request& req, const ReadConcern& fallback) {
+  const auto found = req.find(kReadConcernHeader);
+  if (found == req.end()) return fallback;
+  const std::string_view v = found->value();
+  if (v == "local") return ReadConcern::local();
+  if (v == "majority") return ReadConcern::majority(fallback.timeout);
+  if (v == "all") return ReadConcern::all(fallback.timeout);
+  return std::nullopt;
+}
+
 Response bad_concern(const Request& req, bool as_json) {
   return error(req, http::status::bad_request,
                std::string(kWriteConcernHeader) + " must be local, durable, majority or all",
@@ -160,9 +172,38 @@ asio::awaitable<Response> Api::shorten(const Request& req, const std::string& ur
   co_return res;
 }
 
+asio::awaitable<Api::Lookup> Api::look_up(const Request& req, const std::string& code,
+                                          bool as_json, bool with_count) {
+  Lookup out;
+  const std::optional<ReadConcern> concern = requested_read_concern(req, options_.read_concern);
+  if (!concern) {
+    out.answer = error(req, http::status::bad_request,
+                       std::string(kReadConcernHeader) + " must be local, majority or all", as_json);
+    co_return out;
+  }
+  try {
+    auto resolving = store_.resolve(code, *concern);
+    out.resolution = co_await std::move(resolving);
+    if (with_count && !out.resolution.urls.empty()) {
+      auto counting = store_.redirects(code, *concern);
+      out.redirects = co_await std::move(counting);
+    }
+  } catch (const ReadConcernTimeout& e) {
+    Response res = error(req, http::status::service_unavailable,
+                         fmt::format("only {} of {} required nodes answered in time",
+                                     e.caught_up(), e.required()),
+                         as_json);
+    res.set(http::field::retry_after, "1");
+    out.answer = std::move(res);
+  }
+  co_return out;
+}
+
 asio::awaitable<Response> Api::follow(const Request& req, const std::string& code) {
-  auto resolving = store_.resolve(code);
-  const Resolution r = co_await std::move(resolving);
+  auto looking = look_up(req, code, false, false);
+  Lookup found = co_await std::move(looking);
+  if (found.answer) co_return std::move(*found.answer);
+  const Resolution& r = found.resolution;
   if (r.urls.empty()) {
     auto waiting = unless_ready(req, false);
     if (auto res = co_await std::move(waiting)) co_return std::move(*res);
@@ -182,16 +223,15 @@ asio::awaitable<Response> Api::follow(const Request& req, const std::string& cod
 }
 
 asio::awaitable<Response> Api::aggregates(const Request& req, const std::string& code) {
-  auto resolving = store_.resolve(code);
-  const Resolution r = co_await std::move(resolving);
-  if (r.urls.empty()) {
+  auto looking = look_up(req, code, false, true);
+  Lookup found = co_await std::move(looking);
+  if (found.answer) co_return std::move(*found.answer);
+  if (found.resolution.urls.empty()) {
     auto waiting = unless_ready(req, false);
     if (auto res = co_await std::move(waiting)) co_return std::move(*res);
     co_return text(req, http::status::not_found, "not found\n");
   }
-  auto counting = store_.redirects(code);
-  const std::int64_t n = co_await std::move(counting);
-  co_return text(req, http::status::ok, fmt::format("Redirects: {}", n));
+  co_return text(req, http::status::ok, fmt::format("Redirects: {}", found.redirects));
 }
 
 asio::awaitable<Response> Api::remove(const Request& req, const std::string& code) {
@@ -238,16 +278,16 @@ asio::awaitable<Response> Api::readiness(const Request& req) {
 }
 
 asio::awaitable<Response> Api::describe(const Request& req, const std::string& code) {
-  auto resolving = store_.resolve(code);
-  const Resolution r = co_await std::move(resolving);
+  auto looking = look_up(req, code, true, true);
+  Lookup found = co_await std::move(looking);
+  if (found.answer) co_return std::move(*found.answer);
+  const Resolution& r = found.resolution;
   if (r.urls.empty()) {
     auto waiting = unless_ready(req, true);
     if (auto res = co_await std::move(waiting)) co_return std::move(*res);
     co_return error(req, http::status::not_found, "unknown code", true);
   }
-  auto counting = store_.redirects(code);
-  const std::int64_t n = co_await std::move(counting);
-  json::object body{{"code", code}, {"redirects", n}};
+  json::object body{{"code", code}, {"redirects", found.redirects}};
   if (r.urls.size() == 1) {
     body["url"] = r.urls.front();
   } else {

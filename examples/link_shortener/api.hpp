@@ -14,6 +14,7 @@
 // metrics must outlive the Api.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -30,10 +31,16 @@ namespace deltacrdt::shortener {
 // local, durable, majority or all (anything else: 400).
 inline constexpr const char* kWriteConcernHeader = "X-Write-Concern";
 
+// A request header that overrides ApiOptions::read_concern for one lookup (GET or HEAD
+// /<code>, /<code>/aggregates, /api/links/<code>): local, majority or all (else 400).
+inline constexpr const char* kReadConcernHeader = "X-Read-Concern";
+
 struct ApiOptions {
   // When a shorten or delete returns (cluster/write_concern.hpp), unless the request's
   // X-Write-Concern header says otherwise.
   WriteConcern write_concern = WriteConcern::durable();
+  // What a lookup waits for (cluster/read_concern.hpp), unless X-Read-Concern says otherwise.
+  ReadConcern read_concern = ReadConcern::local();
   // host[:port] for short URLs when a request carries no usable Host header.
   std::string public_host = "127.0.0.1:8080";
 };
@@ -59,6 +66,15 @@ class Api {
   asio::awaitable<Response> describe(const Request& req, const std::string& code);
   asio::awaitable<Response> metrics(const Request& req);
   asio::awaitable<Response> readiness(const Request& req);
+  // A code's resolution (and redirect count) under the request's read concern, or the
+  // answer to send instead: a bad X-Read-Concern (400) or a concern not met (503).
+  struct Lookup {
+    Resolution resolution;
+    std::int64_t redirects = 0;
+    std::optional<Response> answer;
+  };
+  asio::awaitable<Lookup> look_up(const Request& req, const std::string& code, bool as_json,
+                                  bool with_count);
   // The answer instead of "not found" while the store is not ready (nullopt when it is).
   asio::awaitable<std::optional<Response>> unless_ready(const Request& req, bool as_json);
   Response cluster(const Request& req) const;

@@ -65,7 +65,7 @@ std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* cons
       "link-shortener"};
   std::string secret_file, log_level = "info", neighbours = "all";
   long long sync_ms = c.sync_interval.count(), timeout_ms = c.write_timeout.count();
-  long long alone_ms = c.alone_after.count();
+  long long alone_ms = c.alone_after.count(), read_timeout_ms = c.read_timeout.count();
   app.add_option("--name", c.name, "Node name, unique in the cluster")->required();
   app.add_option("--http", c.http, "HTTP API address (IP:PORT)")
       ->type_name("HOST:PORT")
@@ -119,6 +119,17 @@ std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* cons
       ->capture_default_str();
   app.add_option("--write-timeout", timeout_ms,
                  "How long a majority or all write waits for the other nodes, in milliseconds")
+      ->type_name("MS")
+      ->check(CLI::Range(1LL, 600000LL))
+      ->capture_default_str();
+  app.add_option("--read-concern", c.read_concern_name,
+                 "What a lookup waits for: local (this node's state), majority (first caught "
+                 "up from enough nodes to make a majority of the cluster's), all (from every "
+                 "node)")
+      ->check(CLI::IsMember({"local", "majority", "all"}))
+      ->capture_default_str();
+  app.add_option("--read-timeout", read_timeout_ms,
+                 "How long a majority or all lookup waits for the other nodes, in milliseconds")
       ->type_name("MS")
       ->check(CLI::Range(1LL, 600000LL))
       ->capture_default_str();
@@ -186,6 +197,15 @@ std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* cons
     c.neighbours = *NeighbourPolicy::parse(neighbours, error);  // checked above
   }
   c.write_timeout = std::chrono::milliseconds(timeout_ms);
+  c.read_timeout = std::chrono::milliseconds(read_timeout_ms);
+  if (c.read_concern_name == "majority") {
+    c.read_concern = ReadConcern::majority(c.read_timeout);
+  } else if (c.read_concern_name == "all") {
+    c.read_concern = ReadConcern::all(c.read_timeout);
+  } else {
+    c.read_concern = ReadConcern::local();
+    c.read_concern.timeout = c.read_timeout;  // for requests that ask for more
+  }
   parse_log_level(log_level, c.log_level);
   if (c.write_concern_name == "local") {
     c.write_concern = WriteConcern::local();

@@ -9,6 +9,7 @@
 
 #include "cluster/log.hpp"
 #include "cluster/neighbour_policy.hpp"
+#include "cluster/read_concern.hpp"
 #include "cluster/write_concern.hpp"
 #include "transport/tls.hpp"
 
@@ -29,6 +30,9 @@ struct ShortenerConfig {
   std::string write_concern_name = "durable";
   WriteConcern write_concern = WriteConcern::durable();
   std::chrono::milliseconds write_timeout{5000};
+  std::string read_concern_name = "local";
+  ReadConcern read_concern = ReadConcern::local();
+  std::chrono::milliseconds read_timeout{5000};
   // Readiness of a node that starts empty (ReadinessOptions::alone_after; --alone-after).
   std::chrono::milliseconds alone_after{3000};
   LogLevel log_level = LogLevel::info;

@@ -49,7 +49,7 @@ asio::awaitable<std::optional<std::string>> LinkStore::shorten(std::string url,
   co_return written.key;
 }
 
-asio::awaitable<Resolution> LinkStore::resolve(std::string code) {
+asio::awaitable<Resolution> LinkStore::resolve(std::string code, ReadConcern concern) {
   auto read = [code = std::move(code)](const Links& m) {
     Resolution r;
     m.for_each_slot(code, [&](const Links::Slot& s) {
@@ -59,7 +59,7 @@ asio::awaitable<Resolution> LinkStore::resolve(std::string code) {
     });
     return r;
   };
-  auto op = links_.read(std::move(read), asio::use_awaitable);
+  auto op = links_.read(std::move(read), concern, asio::use_awaitable);
   co_return co_await std::move(op);
 }
 
@@ -72,12 +72,12 @@ void LinkStore::count_redirect(std::string code) {
       {}, [](std::exception_ptr, std::uint64_t) {});
 }
 
-asio::awaitable<std::int64_t> LinkStore::redirects(std::string code) {
+asio::awaitable<std::int64_t> LinkStore::redirects(std::string code, ReadConcern concern) {
   auto read = [code = std::move(code)](const Redirects& r) -> std::int64_t {
     const auto* counter = r.find(code);
     return counter == nullptr ? 0 : CausalCounter::read(*counter);
   };
-  auto op = redirects_.read(std::move(read), asio::use_awaitable);
+  auto op = redirects_.read(std::move(read), concern, asio::use_awaitable);
   co_return co_await std::move(op);
 }
 

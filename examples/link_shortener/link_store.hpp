@@ -53,7 +53,9 @@ class LinkStore {
   // concurrent delete (add-wins). Throws WriteConcernTimeout or a storage error.
   asio::awaitable<std::optional<std::string>> shorten(std::string url, WriteConcern concern);
 
-  asio::awaitable<Resolution> resolve(std::string code);
+  // With a read concern other than local, the replica first catches up from enough other
+  // nodes (cluster/read_concern.hpp); throws ReadConcernTimeout when too few answer.
+  asio::awaitable<Resolution> resolve(std::string code, ReadConcern concern = {});
 
   // Counts one redirect of code on this node. Not awaited: a redirect is a read for its
   // client. The increment is applied in memory and logged at once, and reaches the disk at
@@ -61,7 +63,7 @@ class LinkStore {
   void count_redirect(std::string code);
 
   // Redirects of code counted on every node whose counts this node has received.
-  asio::awaitable<std::int64_t> redirects(std::string code);
+  asio::awaitable<std::int64_t> redirects(std::string code, ReadConcern concern = {});
 
   // Deletes the link and its redirect count; false when the code was unknown here. A
   // concurrent shorten of the same URL elsewhere survives (add-wins), so does a concurrent

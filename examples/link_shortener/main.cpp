@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
     // Short URLs name the bound port (it may have been 0 on the command line).
     http_address = parse_host_port(config.http, "http").host + ":" + std::to_string(server->port());
     api = std::make_unique<Api>(*store, *node, metrics,
-                                ApiOptions{config.write_concern, http_address});
+                                ApiOptions{config.write_concern, config.read_concern, http_address});
     api->set_http_stats([s = server.get()] { return s->stats(); });
     server->start([a = api.get()](const Request& req) { return a->handle(req); });
   } catch (const std::exception& e) {
