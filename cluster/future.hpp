@@ -50,6 +50,7 @@ class FutureState {
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) {
     if (ready()) return true;
+    if (d <= d.zero()) return false;  // a poll: no lock, no system call
     std::unique_lock lock(mu_);
     ++waiters_;
     const bool done = cv_.wait_for(lock, d, [this] { return ready(); });

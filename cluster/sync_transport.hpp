@@ -47,12 +47,19 @@ class LocalTransport final : public SyncTransport {
     receivers_.erase(id);
   }
 
+  // Drops every message for which `cut(from, to)` is true from now on, as a partition
+  // would (tests); an empty function delivers everything again.
+  void set_cut(std::function<bool(PeerId from, PeerId to)> cut) {
+    std::unique_lock lock(mutex_);
+    cut_ = std::move(cut);
+  }
+
   void send(PeerId from, PeerId to, SyncMessage msg) override {
     // The receiver runs under the shared lock, so detach waits for deliveries in progress.
     // Receivers only queue the message (a Replica's deliver never runs it, nor sends).
     std::shared_lock lock(mutex_);
     auto it = receivers_.find(to);
-    if (it == receivers_.end()) return;
+    if (it == receivers_.end() || (cut_ && cut_(from, to))) return;
     bytes_ += wire_size(msg);
     it->second(from, std::move(msg));
   }
@@ -62,6 +69,7 @@ class LocalTransport final : public SyncTransport {
  private:
   std::shared_mutex mutex_;
   std::map<PeerId, Receiver> receivers_;
+  std::function<bool(PeerId, PeerId)> cut_;
   std::atomic<std::uint64_t> bytes_{0};
 };
 

@@ -5,7 +5,11 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <array>
+#include <map>
 #include <optional>
+#include <random>
+#include <set>
 #include <string>
 
 #include "cluster/virtual_cluster.hpp"
@@ -92,6 +96,68 @@ TEST_SUITE("cluster.read_concern") {
     // A local read never waits.
     CHECK(l.cluster.wait(l.c.get(std::string("k"), ReadConcern::local())) ==
           std::optional<std::string>("v"));
+  }
+
+  // The promise of majority writes with majority reads, under random partitions of five
+  // replicas: every read that completes sees every write acknowledged before it began, and
+  // exactly the sides holding a majority can write and read.
+  TEST_CASE("majority reads see every acknowledged majority write across random partitions") {
+    for (std::uint32_t seed = 1; seed <= 12; ++seed) {
+      CAPTURE(seed);
+      std::mt19937 rng(seed);
+      VirtualCluster<Map> cluster(5);
+      for (ReplicaId id = 1; id <= 5; ++id) cluster[id].set_membership(5);
+      std::array<int, 6> side{};  // by id; replicas on different sides cannot talk
+      cluster.transport().set_cut([&side](PeerId a, PeerId b) { return side[a] != side[b]; });
+      cluster.run_for(1s);
+      std::set<std::string> acknowledged;
+      int reads = 0, writes = 0, refused = 0;
+      for (int step = 0; step < 40; ++step) {
+        const int action = static_cast<int>(rng() % 10);
+        if (action == 0) {
+          for (ReplicaId id = 1; id <= 5; ++id) side[id] = static_cast<int>(rng() % 2);
+        } else if (action == 1) {
+          side.fill(0);  // healed
+        }
+        const ReplicaId at = static_cast<ReplicaId>(1 + rng() % 5);
+        int with_it = 0;
+        for (ReplicaId id = 1; id <= 5; ++id) with_it += side[id] == side[at] ? 1 : 0;
+        const bool majority_side = with_it >= 3;
+        if (action % 2 == 0) {
+          const std::string key = "k" + std::to_string(step);
+          try {
+            (void)cluster.wait(
+                cluster[at].put(key, std::string("v"), WriteConcern::majority(2s)));
+            acknowledged.insert(key);
+            ++writes;
+            CHECK(majority_side);
+          } catch (const WriteConcernTimeout&) {
+            ++refused;
+            CHECK_FALSE(majority_side);
+          }
+        } else {
+          const std::set<std::string> expected = acknowledged;
+          try {
+            const auto keys = cluster.wait(cluster[at].read(
+                [](const Map& m) {
+                  std::set<std::string> out;
+                  m.for_each([&](const std::string& k, const std::string&) { out.insert(k); });
+                  return out;
+                },
+                ReadConcern::majority(2s)));
+            ++reads;
+            CHECK(majority_side);
+            for (const std::string& k : expected) CHECK_MESSAGE(keys.contains(k), k);
+          } catch (const ReadConcernTimeout&) {
+            ++refused;
+            CHECK_FALSE(majority_side);
+          }
+        }
+        cluster.run_for(std::chrono::milliseconds(rng() % 50));
+      }
+      CHECK(writes > 0);
+      CHECK(reads > 0);
+    }
   }
 
   TEST_CASE("a read concern works for types without keys, by whole-state catch-up") {
