@@ -209,8 +209,7 @@ detail::HostedSlot NodeImpl::reserve_replica(const std::string& name, std::uint6
   slot.logger = log_;
   slot.refusal_log_interval = options_.refusal_log_interval;
   slot.incarnation = incarnation_;
-  slot.founding =
-      options_.seeds.empty() && options_.dns_seeds.empty() && options_.membership.empty();
+  slot.founding = !looks_for_peers();
   hosted_.emplace(name, std::move(h));
   return slot;
 }
@@ -789,6 +788,10 @@ void NodeImpl::update_neighbours() {
         return r.name == name && r.type == h->type;
       });
     }
+    // A node that looks for peers and has found none yet (just started, its seeds not
+    // answering) does not know how many there are, but knows it is not alone: it counts one
+    // it has not found, so that majority is not met by this node by itself meanwhile.
+    if (table_.members().empty() && looks_for_peers()) membership = 2;
     if (membership != h->membership) {
       h->membership = membership;
       h->replica.set_membership(membership);
@@ -853,6 +856,10 @@ void NodeImpl::update_neighbours() {
     }
   }
   wanted_ = std::move(wanted);
+}
+
+bool NodeImpl::looks_for_peers() const {
+  return !options_.seeds.empty() || !options_.dns_seeds.empty() || !options_.membership.empty();
 }
 
 bool NodeImpl::alive(const Member& m, std::chrono::steady_clock::time_point now) const {

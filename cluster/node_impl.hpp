@@ -194,6 +194,9 @@ class NodeImpl {
   // Whether a member counts as up here: linked; or, when links are kept only where needed,
   // its heartbeat rose within member_timeout() and this node did not just fail to reach
   // it. Under mu_.
+  // Whether the node has seeds, DNS seeds or membership strategies (else it founds its
+  // cluster and waits to be found).
+  bool looks_for_peers() const;
   bool alive(const Member& m, std::chrono::steady_clock::time_point now) const;
   std::chrono::milliseconds member_timeout() const { return 10 * options_.gossip_interval; }
 
