@@ -184,7 +184,10 @@ asio::awaitable<Api::Lookup> Api::look_up(const Request& req, const std::string&
   try {
     auto resolving = store_.resolve(code, *concern);
     out.resolution = co_await std::move(resolving);
-    if (with_count && !out.resolution.urls.empty()) {
+    if (out.resolution.urls.empty()) {
+      auto waiting = unless_ready(req, as_json);
+      out.answer = co_await std::move(waiting);
+    } else if (with_count) {
       auto counting = store_.redirects(code, *concern);
       out.redirects = co_await std::move(counting);
     }
@@ -204,11 +207,7 @@ asio::awaitable<Response> Api::follow(const Request& req, const std::string& cod
   Lookup found = co_await std::move(looking);
   if (found.answer) co_return std::move(*found.answer);
   const Resolution& r = found.resolution;
-  if (r.urls.empty()) {
-    auto waiting = unless_ready(req, false);
-    if (auto res = co_await std::move(waiting)) co_return std::move(*res);
-    co_return text(req, http::status::not_found, "not found\n");
-  }
+  if (r.urls.empty()) co_return text(req, http::status::not_found, "not found\n");
   if (r.urls.size() > 1) {
     // Different URLs were written to this code concurrently: say so instead of guessing.
     metrics_.count_conflict();
@@ -226,11 +225,7 @@ asio::awaitable<Response> Api::aggregates(const Request& req, const std::string&
   auto looking = look_up(req, code, false, true);
   Lookup found = co_await std::move(looking);
   if (found.answer) co_return std::move(*found.answer);
-  if (found.resolution.urls.empty()) {
-    auto waiting = unless_ready(req, false);
-    if (auto res = co_await std::move(waiting)) co_return std::move(*res);
-    co_return text(req, http::status::not_found, "not found\n");
-  }
+  if (found.resolution.urls.empty()) co_return text(req, http::status::not_found, "not found\n");
   co_return text(req, http::status::ok, fmt::format("Redirects: {}", found.redirects));
 }
 
@@ -282,11 +277,7 @@ asio::awaitable<Response> Api::describe(const Request& req, const std::string& c
   Lookup found = co_await std::move(looking);
   if (found.answer) co_return std::move(*found.answer);
   const Resolution& r = found.resolution;
-  if (r.urls.empty()) {
-    auto waiting = unless_ready(req, true);
-    if (auto res = co_await std::move(waiting)) co_return std::move(*res);
-    co_return error(req, http::status::not_found, "unknown code", true);
-  }
+  if (r.urls.empty()) co_return error(req, http::status::not_found, "unknown code", true);
   json::object body{{"code", code}, {"redirects", found.redirects}};
   if (r.urls.size() == 1) {
     body["url"] = r.urls.front();

@@ -67,7 +67,8 @@ class Api {
   asio::awaitable<Response> metrics(const Request& req);
   asio::awaitable<Response> readiness(const Request& req);
   // A code's resolution (and redirect count) under the request's read concern, or the
-  // answer to send instead: a bad X-Read-Concern (400) or a concern not met (503).
+  // answer to send instead: a bad X-Read-Concern (400), a concern not met (503), or an
+  // unknown code while the store is not ready (503).
   struct Lookup {
     Resolution resolution;
     std::int64_t redirects = 0;
