@@ -48,6 +48,8 @@ class MemberTable {
     Clock::time_point heartbeat_rose{};
     Clock::time_point linked_since{};  // when the current link came up
     bool wants_us = false;             // its last gossip asked for a link to this node
+    // Since when the node has counted it down (unset while up): for remove_after_down.
+    Clock::time_point down_since{};
   };
 
   // Dialing state of one address.
@@ -56,6 +58,7 @@ class MemberTable {
     bool in_progress = false;
     bool is_self = false;
     bool from_gossip = true;  // only gossip named it (not a seed or a strategy)
+    bool discovered = false;  // a seed or a membership strategy gave it
     // Until when the member found here counts as unreachable from this node although its
     // heartbeat is fresh: set when connecting or the handshake failed, cleared by a link.
     Clock::time_point unreachable_until{};
@@ -116,6 +119,20 @@ class MemberTable {
     for (const auto& r : m.replicas) routes_.erase(r.id);
   }
 
+  // Forgets a member altogether (it was removed from the cluster): its routes, its record
+  // and its address, unless a seed or a strategy gave that address: a new node may come up
+  // there.
+  void erase(const std::string& name) {
+    auto it = members_.find(name);
+    if (it == members_.end()) return;
+    forget_routes(it->second);
+    auto dial = dials_.find(it->second.address);
+    if (dial != dials_.end() && !dial->second.discovered && !dial->second.in_progress) {
+      dials_.erase(dial);
+    }
+    members_.erase(it);
+  }
+
   // Whether the node at the other end of `link` (authenticated as `peer`) announced
   // replica `id` under `name` with type signature `type`: only then may a sync frame on
   // that link claim to be from it.
@@ -168,11 +185,14 @@ class MemberTable {
         }
         known = members_.emplace(other.name, Member{}).first;
         known->second.address = other.address;
+        known->second.incarnation = other.incarnation;
         out.learned.push_back(other);
       }
       Member& mem = known->second;
       mem.last_heard = now;
       heard(mem, other.heartbeat, now);
+      // The newest word on a member not linked here names its current process.
+      if (!mem.link && other.heartbeat == mem.heartbeat) mem.incarnation = other.incarnation;
       if (mem.link || other.address.empty()) continue;                // linked: nothing to dial
       if (mem.address != other.address && mem.ever_linked) continue;  // its own word wins
       mem.address = other.address;

@@ -66,6 +66,7 @@ NodeImpl::NodeImpl(NodeOptions options)
     strategies_.push_back({std::make_shared<DnsPoll>(options_.dns_seeds, options_.dns_interval)});
   }
   for (const auto& m : options_.membership) strategies_.push_back({m});
+  load_removed();
   log_->log(LogLevel::info, "node_started",
             {{"node", options_.name}, {"address", advertise_}, {"cluster", options_.cluster}});
   // The acceptor and the maintenance timer are used by these two loops and by stop(), all
@@ -103,6 +104,8 @@ NodeMetrics NodeImpl::metrics() const {
     m.members_forgotten = members_forgotten_;
     m.members = table_.members().size();
     m.replica_type_mismatches = type_mismatches_.size();
+    m.members_removed = removed_.records().size();
+    m.removed_refused = removed_refused_;
   }
   m.bytes_in = counters_.bytes_in.load();
   m.bytes_out = counters_.bytes_out.load();
@@ -182,7 +185,7 @@ detail::HostedSlot NodeImpl::reserve_replica(const std::string& name, std::uint6
     throw std::invalid_argument("replica name must have 1-255 bytes");
   }
   if (!options_.data_dir.empty() &&
-      (name == "." || name == ".." || name.find('/') != std::string::npos)) {
+      (name == "." || name == ".." || name == kRemovedFile || name.find('/') != std::string::npos)) {
     throw std::invalid_argument("replica name '" + name + "' cannot name a directory");
   }
   std::lock_guard lock(mu_);
@@ -215,15 +218,21 @@ detail::HostedSlot NodeImpl::reserve_replica(const std::string& name, std::uint6
 }
 
 void NodeImpl::host_replica(const std::string& name, detail::HostedReplica replica) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   auto it = hosted_.find(name);
   if (stopped_ || it == hosted_.end()) {
     throw std::logic_error("node stopped while replica '" + name + "' was being added");
   }
   it->second->replica = std::move(replica);
   it->second->ready = true;
+  std::vector<MemberEvent> events;
+  for (const RemovedMember& r : removed_.records()) {
+    if (!self_removed_ && names_self(r)) become_removed(r, events);
+  }
   update_neighbours();
   broadcast_gossip();
+  lock.unlock();
+  notify(events);
 }
 
 void NodeImpl::set_neighbours(const std::string& replica, NeighbourPolicy policy) {
@@ -424,6 +433,7 @@ asio::awaitable<void> NodeImpl::maintain() {
       });
     }
     forget_unreached(now);
+    if (self_removed_) continue;  // a removed node dials nobody
     std::size_t dialing = 0;
     for (const auto& [address, d] : table_.dials()) dialing += d.in_progress ? 1 : 0;
     const std::set<std::string_view> wanted_addresses = wanted_member_addresses();
@@ -454,10 +464,16 @@ asio::awaitable<void> NodeImpl::maintain() {
       last_gossip = now;
       // Heartbeats age without any event: who is alive, and so who is wanted, is looked at
       // again every round.
+      std::vector<MemberEvent> events;
+      lifecycle_round(now, events);
       update_neighbours();
       close_unneeded_links(now);
       choose_probe(now);
       broadcast_gossip();
+      if (!events.empty()) {
+        // Listeners are called without mu_, and maintain() holds it in this scope.
+        asio::post(*control_, [this, events = std::move(events)] { notify(events); });
+      }
     }
   }
 }
@@ -507,7 +523,12 @@ asio::awaitable<void> NodeImpl::discover(std::size_t i) {
               {{"node", options_.name}, {"strategy", strategy->name()}, {"reason", failure}});
   }
   for (const std::string& address : found) {
-    if (address == advertise_ || table_.find_dial(address) != nullptr) continue;
+    if (address == advertise_) continue;
+    if (Dial* known = table_.find_dial(address)) {  // (gossip named it first)
+      known->from_gossip = false;
+      known->discovered = true;
+      continue;
+    }
     try {
       parse_host_port(address, "discovered");
     } catch (const std::invalid_argument& e) {
@@ -515,7 +536,9 @@ asio::awaitable<void> NodeImpl::discover(std::size_t i) {
                 {{"node", options_.name}, {"strategy", strategy->name()}, {"reason", e.what()}});
       continue;
     }
-    table_.dial(address).from_gossip = false;
+    Dial& found_dial = table_.dial(address);
+    found_dial.from_gossip = false;
+    found_dial.discovered = true;
     log_->log(LogLevel::info, "discovered",
               {{"node", options_.name}, {"strategy", strategy->name()}, {"address", address}});
   }
@@ -598,6 +621,27 @@ void NodeImpl::link_up(const transport::Link::Ptr& link, const std::optional<std
       d.peer = peer;
       d.unreachable_until = {};
     }
+    if (self_removed_) {
+      // Says who it is, with the records that removed it, before it goes: the peer refuses
+      // it knowingly, and learns the removal if it had not yet.
+      link->send(transport::FrameType::gossip,
+                 wire::encode_gossip(own_gossip(removed_.records())));
+      link->close("this node was removed from the cluster");
+      return;
+    }
+    // The very process that was removed (its handshake named it): refused before anything,
+    // told why first.
+    if (const RemovedMember* record = removed_.find(peer, link->peer().incarnation)) {
+      tell_removed(link, *record);
+      ++removed_refused_;
+      log_throttled(LogLevel::warn, "removed_member_refused",
+                    {{"node", options_.name},
+                     {"peer", peer},
+                     {"removed_as", peer},
+                     {"reason", "the process that was removed"}});
+      link->close("removed from the cluster");
+      return;
+    }
     Member& m = table_.member(peer);
     if (m.link && m.link != link) {
       // One link per pair: both sides keep the link dialed by the node with the smaller
@@ -621,7 +665,9 @@ void NodeImpl::link_up(const transport::Link::Ptr& link, const std::optional<std
     m.link = link;
     m.incarnation = link->peer().incarnation;
     if (dialed && m.address.empty()) m.address = *dialed;
-    link->send(transport::FrameType::gossip, wire::encode_gossip(own_gossip()));
+    // The first gossip on a link carries every removal record this node holds.
+    link->send(transport::FrameType::gossip,
+               wire::encode_gossip(own_gossip(removed_.records())));
     if (was_down) notify = listeners_;
     log_->log(LogLevel::info, "link_up",
               {{"node", options_.name},
@@ -715,11 +761,25 @@ void NodeImpl::link_frame(const transport::Link::Ptr& link, transport::Frame f) 
     it->second->replica.deliver(e->from, std::move(e->msg));
   } else if (f.type == transport::FrameType::gossip) {
     std::optional<wire::Gossip> g = wire::decode_gossip(f.payload);
-    std::lock_guard lock(mu_);
-    const auto r =
+    std::vector<MemberEvent> events;
+    std::unique_lock lock(mu_);
+    if (stopped_) return;
+    // Removals first: they may be about the sender, or about this node.
+    if (g && !g->removed.empty()) learn_removals(std::move(g->removed), events);
+    if (self_removed_ || (g && refuse_removed(link, *g, events))) {
+      lock.unlock();
+      notify(events);
+      return;
+    }
+    auto r =
         g ? table_.apply_gossip(link, link->peer().node, *g, std::chrono::steady_clock::now())
           : Table::GossipResult{Table::GossipStatus::misnamed, 0, {}};
-    if (r.status == Table::GossipStatus::stale_link) return;  // a link being replaced
+    // Listeners of the removals learned above are called whichever way this ends.
+    const auto finish = [&] {
+      lock.unlock();
+      notify(events);
+    };
+    if (r.status == Table::GossipStatus::stale_link) return finish();  // a link being replaced
     if (r.status == Table::GossipStatus::misnamed || r.rejected_records != 0) {
       ++gossip_rejected_;
       log_throttled(LogLevel::warn, "gossip_rejected",
@@ -730,8 +790,15 @@ void NodeImpl::link_frame(const transport::Link::Ptr& link, transport::Frame f) 
                                     ? "the sender misnames itself"
                                     : "member records with a malformed address, or beyond "
                                       "max_members"}});
-      if (r.status == Table::GossipStatus::misnamed) return;
+      if (r.status == Table::GossipStatus::misnamed) return finish();
     }
+    // A member a peer still names although it was removed (the peer has not learned it
+    // yet) is not learned again.
+    std::erase_if(r.learned, [&](const wire::MemberRecord& m) {
+      if (!removed_.match(m.name, m.incarnation, {})) return false;
+      table_.erase(m.name);
+      return true;
+    });
     // One line per member learned; a frame naming many (a cluster's first gossip, or an
     // invented list) is summarised in one.
     if (r.learned.size() <= 16) {
@@ -746,6 +813,7 @@ void NodeImpl::link_frame(const transport::Link::Ptr& link, transport::Frame f) 
                  {"count", std::to_string(r.learned.size())}});
     }
     update_neighbours();
+    finish();
   }
 }
 
@@ -917,8 +985,9 @@ void NodeImpl::close_unneeded_links(std::chrono::steady_clock::time_point now) {
   }
 }
 
-wire::Gossip NodeImpl::own_gossip() const {
+wire::Gossip NodeImpl::own_gossip(std::vector<RemovedMember> removed) const {
   wire::Gossip g;
+  g.removed = std::move(removed);
   g.self = {options_.name, advertise_, incarnation_, heartbeat_};
   for (const auto& [name, h] : hosted_)
     if (h->ready) g.replicas.push_back({name, h->id, h->type});
@@ -938,9 +1007,10 @@ std::uint64_t NodeImpl::wall_clock_ms() {
   return static_cast<std::uint64_t>(std::max<std::int64_t>(0, ms.count()));
 }
 
-void NodeImpl::broadcast_gossip() {
+void NodeImpl::broadcast_gossip(std::vector<RemovedMember> removed) {
+  if (self_removed_) return;
   heartbeat_ = std::max(heartbeat_ + 1, wall_clock_ms());
-  const std::string payload = wire::encode_gossip(own_gossip());
+  const std::string payload = wire::encode_gossip(own_gossip(std::move(removed)));
   for (const auto& [n, m] : table_.members())
     if (m.link) m.link->send(transport::FrameType::gossip, payload);
 }
@@ -967,6 +1037,9 @@ std::uint64_t Node::incarnation() const { return impl_->incarnation(); }
 std::vector<std::string> Node::live_members() const { return impl_->live_members(); }
 std::vector<std::string> Node::known_members() const { return impl_->known_members(); }
 NodeMetrics Node::metrics() const { return impl_->metrics(); }
+std::vector<MemberInfo> Node::members() const { return impl_->members(); }
+bool Node::remove_member(const std::string& name) { return impl_->remove_member(name); }
+bool Node::removed() const { return impl_->removed(); }
 void Node::on_member_event(std::function<void(const MemberEvent&)> callback) {
   impl_->on_member_event(std::move(callback));
 }

@@ -132,6 +132,26 @@ class Node {
   // Every node this one knows of, linked or not.
   std::vector<std::string> known_members() const;
 
+  // Every member this node knows of (itself excluded) with its status - up, down, or
+  // removed from the cluster (the removal records it holds) - sorted by name. A name
+  // removed and then rejoined by a wiped node shows as that new member.
+  std::vector<MemberInfo> members() const;
+
+  // Removes member `name` from the cluster for good (docs/node.md, "Member lifecycle"): its
+  // link is closed, it no longer counts in majorities, and the removal spreads by gossip to
+  // every member, which refuse it from then on. A node that comes back with the removed
+  // member's data (its replica ids) is refused with a clear error and learns it was
+  // removed; wiped, it joins as a new member. Returns false when that member was already
+  // removed (idempotent); std::invalid_argument for this node's own name, or a name no
+  // member or removal record here has. Persisted in data_dir when there is one.
+  bool remove_member(const std::string& name);
+
+  // Whether this node learned that it was removed from the cluster (an operator removed it,
+  // or it came back with the data of a removed member). It then closes its links, dials
+  // nobody and refuses everyone; its replicas keep serving locally. Logged as
+  // `node_removed` at error level. Wipe its data directory and restart it to rejoin.
+  bool removed() const;
+
   NodeMetrics metrics() const;
 
   // Changes which linked nodes the hosted replica `replica` pushes to (see
@@ -143,7 +163,8 @@ class Node {
   // chose among the linked nodes. std::invalid_argument as above.
   std::vector<std::string> pushing_to(const std::string& replica) const;
 
-  // Called (on an I/O thread, in order per peer) when a node's link comes up or goes down.
+  // Called (on an I/O thread, in order per peer) when a node's link comes up or goes down,
+  // or a member is removed (MemberEvent::removed).
   void on_member_event(std::function<void(const MemberEvent&)> callback);
 
   // Says goodbye on every link, stops accepting and dialing, destroys the replicas and joins

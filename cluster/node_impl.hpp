@@ -36,6 +36,7 @@
 #include "cluster/membership.hpp"
 #include "cluster/node.hpp"
 #include "cluster/node_options.hpp"
+#include "cluster/removed_members.hpp"
 #include "cluster/replica.hpp"
 #include "cluster/wire.hpp"
 #include "crdt/type_signature.hpp"
@@ -67,6 +68,9 @@ class NodeImpl {
   std::vector<std::string> live_members() const;
   std::vector<std::string> known_members() const;
   NodeMetrics metrics() const;
+  std::vector<MemberInfo> members() const;
+  bool remove_member(const std::string& name);
+  bool removed() const;
   void on_member_event(std::function<void(const MemberEvent&)> callback);
   void stop();
 
@@ -119,6 +123,10 @@ class NodeImpl {
     std::chrono::steady_clock::time_point next{};  // when it runs again
     bool running = false;
   };
+
+  // The file in data_dir that keeps the removal records (docs/storage-format.md); no
+  // replica may take its name.
+  static constexpr const char* kRemovedFile = ".members";
 
   static NodeOptions validated(NodeOptions o);
   static std::uint64_t wall_clock_ms();
@@ -221,9 +229,49 @@ class NodeImpl {
   // The hosted replica `name` (std::invalid_argument when none is, or not yet). Under mu_.
   const Hosted& hosted(const std::string& name) const;
 
-  wire::Gossip own_gossip() const;
+  // This node's gossip; `removed`: the removal records to send with it (all of them in the
+  // first gossip on a link, then those just learned).
+  wire::Gossip own_gossip(std::vector<RemovedMember> removed = {}) const;
 
-  void broadcast_gossip();
+  void broadcast_gossip(std::vector<RemovedMember> removed = {});
+
+  // ---- Member lifecycle (node_members.cpp; docs/node.md, "Member lifecycle") ----
+
+  // Reads data_dir/.members, the removal records a previous run kept (StorageError when it
+  // is damaged). In the constructor.
+  void load_removed();
+  // Writes the removal records to data_dir/.members (when there is a data_dir); a failure
+  // is logged, the records stay in memory and are gossiped back by the other members.
+  // Under mu_ (rare: a removal, or records expiring).
+  void persist_removed();
+  // Removes member `name` (under mu_): the record from what this node knows of it, then as
+  // learned_removals does. `why`: "operator", or how long it was down, for the log.
+  void remove_locked(const std::string& name, const std::string& why,
+                     std::vector<MemberEvent>& events);
+  // Merges removal records that gossip brought; acts on those new here: adds the replica
+  // ids this node knows of the member, closes its link and forgets it (or finds that this
+  // node is the one removed), passes them on to every link and persists them. Under mu_.
+  void learn_removals(std::vector<RemovedMember> records, std::vector<MemberEvent>& events);
+  // Acts on one record this node has just added: forgets the members it names, or finds
+  // that this node is removed. Under mu_.
+  void apply_removal(const RemovedMember& record, std::vector<MemberEvent>& events);
+  // Whether the sender of gossip `g` on `link` is a removed member: then its link is
+  // closed, and it is forgotten. Under mu_.
+  bool refuse_removed(const transport::Link::Ptr& link, const wire::Gossip& g,
+                      std::vector<MemberEvent>& events);
+  // Sends the peer on `link` the record that removes it (so that it learns why), then
+  // closes the link. Under mu_.
+  void tell_removed(const transport::Link::Ptr& link, const RemovedMember& record);
+  // This node was removed: says so in the log, closes every link and stops dialing. Under mu_.
+  void become_removed(const RemovedMember& record, std::vector<MemberEvent>& events);
+  // Whether `record` names this node: its process, or a replica id it hosts. Under mu_.
+  bool names_self(const RemovedMember& record) const;
+  // Removes members down here for remove_after_down that no gossip vouches for, and drops
+  // removal records past forget_removed_after. Under mu_, at every gossip round.
+  void lifecycle_round(std::chrono::steady_clock::time_point now,
+                       std::vector<MemberEvent>& events);
+  // Calls the member-event listeners (not under mu_).
+  void notify(const std::vector<MemberEvent>& events);
 
   void route(const std::string& replica, PeerId from, PeerId to, const SyncMessage& msg);
 
@@ -276,6 +324,9 @@ class NodeImpl {
   std::string probe_address_;  // choose_probe()'s pick for this round, or empty
   std::chrono::steady_clock::time_point next_probe_{};
   std::uint64_t sync_dropped_ = 0;
+  RemovedMembers removed_{{options_.max_removed_members, options_.forget_removed_after}};
+  bool self_removed_ = false;  // this node learned that it was removed
+  std::uint64_t removed_refused_ = 0;
 };
 
 }  // namespace deltacrdt

@@ -63,6 +63,19 @@ struct NodeOptions {
   // dialed): invented or long-gone members do not accumulate.
   std::size_t max_members = 1024;
   std::chrono::milliseconds forget_unreached_after{60000};
+  // Member lifecycle (docs/node.md): a member is up, down, or removed for good. Removal is
+  // an operator's act (Node::remove_member), or this node's own once a member it linked to
+  // has been down here, and vouched for by no gossip, for remove_after_down. 0 (the
+  // default): only operators remove members. Automatic removal cannot tell a dead node from
+  // one behind a partition: if both sides of a partition remove each other, they stay apart
+  // until their nodes are wiped and rejoin. Set it only where nodes are replaced rather than
+  // repaired, and far above any partition you expect to heal.
+  std::chrono::milliseconds remove_after_down{0};
+  // Removal records are kept (and a removed member's data refused) for this long after the
+  // removal, and at most max_removed_members of them (the oldest go first). A node that
+  // comes back with its old data after that joins again as if it had never been removed.
+  std::chrono::milliseconds forget_removed_after{std::chrono::hours(24 * 30)};
+  std::size_t max_removed_members = 4096;
   // Dials in progress at once; further due dials wait for the next maintenance round.
   std::size_t max_concurrent_dials = 32;
   // Refusals and failures anyone can cause (rejected links, refused connections, failed
@@ -94,6 +107,9 @@ struct NodeMetrics {
   std::uint64_t gossip_rejected = 0;      // malformed gossip frames or member records
   std::uint64_t members_forgotten = 0;    // learned members dropped, never reached
   std::size_t members = 0;                // members known now (linked or not)
+  std::size_t members_removed = 0;        // removal records held (docs/node.md)
+  // Links closed because the peer is a removed member (its process or its data).
+  std::uint64_t removed_refused = 0;
   // Namesakes on linked nodes whose CRDT type differs from the hosted replica's, each
   // counted once (they never become neighbours; logged as replica_type_mismatch).
   std::uint64_t replica_type_mismatches = 0;
@@ -102,6 +118,27 @@ struct NodeMetrics {
 struct MemberEvent {
   std::string node;
   bool up = false;
+  // The member was removed from the cluster (up is then false); also reported once about
+  // this node itself when it learns that it was removed (Node::removed()).
+  bool removed = false;
 };
+
+// A member as Node::members() reports it.
+struct MemberInfo {
+  enum class Status { up, down, removed };
+  std::string name;
+  std::string address;  // host:port it advertises (may be empty)
+  Status status = Status::down;
+  std::uint64_t removed_at_ms = 0;  // removed: when (wall clock, ms since the Unix epoch)
+};
+
+constexpr const char* to_string(MemberInfo::Status s) {
+  switch (s) {
+    case MemberInfo::Status::up: return "up";
+    case MemberInfo::Status::down: return "down";
+    case MemberInfo::Status::removed: return "removed";
+  }
+  return "unknown";
+}
 
 }  // namespace deltacrdt

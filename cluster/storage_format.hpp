@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -51,6 +52,14 @@ inline std::string header(const char (&magic)[5], ReplicaId id, std::uint64_t va
   detail::append_le64(out, value);
   return out;
 }
+
+// POSIX file helpers (file_storage.cpp), shared with the node's own files. read_file throws
+// StorageError (naming the path) when the file cannot be opened or read; write_atomically
+// writes a temporary file, fsyncs it, renames it over dir/name and fsyncs the directory,
+// and returns false when any step failed (the old file then stays whole).
+std::string read_file(const std::filesystem::path& p);
+bool write_atomically(const std::filesystem::path& dir, const std::string& name,
+                      std::string_view bytes);
 
 }  // namespace storage_detail
 }  // namespace deltacrdt

@@ -13,8 +13,9 @@
 #include <variant>
 #include <vector>
 
-#include "cluster/protocol.hpp"
 #include "base/byte_io.hpp"
+#include "cluster/protocol.hpp"
+#include "cluster/removed_members.hpp"
 
 namespace deltacrdt::wire {
 
@@ -210,11 +211,14 @@ struct HostedReplica {
   friend bool operator==(const HostedReplica&, const HostedReplica&) = default;
 };
 
-// The sender itself (with the replicas it hosts) and the other members it knows.
+// The sender itself (with the replicas it hosts) and the other members it knows; and the
+// members removed from the cluster (cluster/removed_members.hpp), which a node sends whole
+// in the first gossip on a link and then only as it learns new ones.
 struct Gossip {
   MemberRecord self;
   std::vector<HostedReplica> replicas;
   std::vector<MemberRecord> members;
+  std::vector<RemovedMember> removed{};
   friend bool operator==(const Gossip&, const Gossip&) = default;
 };
 
@@ -255,6 +259,8 @@ inline std::string encode_gossip(const Gossip& g) {
   }
   w.u64(g.members.size());
   for (const MemberRecord& m : g.members) write_member(w, m);
+  w.u64(g.removed.size());
+  for (const RemovedMember& m : g.removed) write_removed(w, m);
   return w.take();
 }
 
@@ -277,6 +283,12 @@ inline std::optional<Gossip> decode_gossip(std::string_view bytes) {
     MemberRecord m;
     if (!read_member(r, m)) return std::nullopt;
     g.members.push_back(std::move(m));
+  }
+  if (!r.count(n, 8 + 1 + 8 + 8 + 8)) return std::nullopt;  // the smallest removal record
+  for (std::uint64_t i = 0; i < n; ++i) {
+    RemovedMember m;
+    if (!read_removed(r, m)) return std::nullopt;
+    g.removed.push_back(std::move(m));
   }
   if (!r.done()) return std::nullopt;
   return g;

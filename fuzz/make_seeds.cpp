@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "cluster/removed_members.hpp"
 #include "cluster/replica_core.hpp"
 #include "cluster/wire.hpp"
 #include "fuzz/crdt_types.hpp"
@@ -191,6 +192,11 @@ void wire_corpus() {
                  {{"n2", "127.0.0.1:7002", 43, 2000, true, true},
                   {"n3", "[::1]:7003", 44, 3000, false, true}}};
   seed("wire", "gossip", FuzzWriter().u8(1).bytes(wire::encode_gossip(g)).str());
+  g.removed = {{"n4", 45, 1700000000000, {7, 9}}, {"n5", 46, 1700000000001, {}}};
+  seed("wire", "gossip_removed", FuzzWriter().u8(1).bytes(wire::encode_gossip(g)).str());
+  RemovedMembers file;
+  for (const RemovedMember& m : g.removed) file.add(m, m.removed_at_ms);
+  seed("wire", "removed_file", FuzzWriter().u8(4).bytes(file.encode_file()).str());
   detail::ByteWriter w64;
   detail::write_list(w64, std::vector<std::uint64_t>{1, 2, 3});
   seed("wire", "list64", FuzzWriter().u8(2).bytes(w64.take()).str());

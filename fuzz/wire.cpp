@@ -1,9 +1,12 @@
 // Fuzz target: the payloads of sync and gossip frames (cluster/wire.hpp) and the byte
 // lists of digest catch-up (transport/byte_io.hpp). What decodes must encode back to the
 // same bytes (the formats are canonical) and decode again to an equal value; gossip is then
-// applied to a member table (cluster/member_table.hpp) as a node applies it, within bounds.
+// applied to a member table (cluster/member_table.hpp) as a node applies it, within bounds,
+// and its removal records merged as a node merges them. The node's removal-records file
+// (cluster/removed_members.hpp) is decoded the same way.
 //
-//   u8 which (0: sync envelope, 1: gossip, 2: a u64 list, 3: a u32 list) | rest
+//   u8 which (0: sync envelope, 1: gossip, 2: a u64 list, 3: a u32 list, 4: a removal
+//   records file) | rest
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -11,6 +14,7 @@
 #include <vector>
 
 #include "cluster/member_table.hpp"
+#include "cluster/removed_members.hpp"
 #include "cluster/wire.hpp"
 #include "fuzz/fuzz_input.hpp"
 
@@ -56,6 +60,13 @@ void apply(const wire::Gossip& g) {
     }
   }
   require(!table.announced(2, g.self.name, "x", 1, 0), "another link speaks for no one");
+  RemovedMembers removed({4, std::chrono::hours(1)});
+  for (const RemovedMember& m : g.removed) {
+    removed.add(m, m.removed_at_ms);
+    require(removed.records().size() <= 4, "removal records stay within the bound");
+    require(removed.match(m.name, m.incarnation, {}) != nullptr || removed.records().size() == 4,
+            "a record just added matches its own process");
+  }
   table.forget_unreached(now + std::chrono::milliseconds(1001));
   for (const auto& [name, m] : table.members()) {
     require(name == g.self.name, "members never reached are forgotten");
@@ -66,7 +77,7 @@ void apply(const wire::Gossip& g) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   FuzzReader in(data, size);
-  const std::uint8_t which = in.u8() % 4;
+  const std::uint8_t which = in.u8() % 5;
   const std::string_view bytes = in.rest();
   switch (which) {
     case 0:
@@ -89,6 +100,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 2:
       list<std::uint64_t>(bytes);
       break;
+    case 4: {
+      RemovedMembers file;
+      if (!RemovedMembers::decode_file(bytes, file)) {
+        require(file.records().size() <= RemovedMembersLimits{}.max_records,
+                "a file's records stay within the bound");
+        RemovedMembers again;
+        require(!RemovedMembers::decode_file(file.encode_file(), again) &&
+                    again.records() == file.records(),
+                "a removal file round-trips");
+      }
+      break;
+    }
     default:
       list<std::uint32_t>(bytes);
       break;

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cluster/member_table.hpp"
+#include "cluster/removed_members.hpp"
 
 using namespace deltacrdt;
 using namespace std::chrono_literals;
@@ -134,7 +135,83 @@ TEST_SUITE("cluster.member_table") {
     const auto back = wire::decode_gossip(bytes);
     REQUIRE(back.has_value());
     CHECK(*back == g);
-    bytes.back() = 4;  // the last record's flags: a bit no version defines
+    bytes[bytes.size() - 9] = 4;  // the last record's flags (before the removal count)
     CHECK_FALSE(wire::decode_gossip(bytes).has_value());
+  }
+
+  TEST_CASE("removal records ride in gossip; out-of-order ids, empty names and short lists "
+            "are malformed") {
+    wire::Gossip g{{"n1", "127.0.0.1:7001", 5, 77}, {{"links", 11, 3}}, {}, {}};
+    g.removed = {{"n9", 42, 1000, {3, 7, 19}}, {"n8", 43, 2000, {}}};
+    const std::string bytes = wire::encode_gossip(g);
+    const auto back = wire::decode_gossip(bytes);
+    REQUIRE(back.has_value());
+    CHECK(*back == g);
+    wire::Gossip bad = g;
+    bad.removed[0].replicas = {7, 3};
+    CHECK_FALSE(wire::decode_gossip(wire::encode_gossip(bad)).has_value());
+    bad = g;
+    bad.removed[1].name.clear();
+    CHECK_FALSE(wire::decode_gossip(wire::encode_gossip(bad)).has_value());
+    CHECK_FALSE(wire::decode_gossip(bytes.substr(0, bytes.size() - 1)).has_value());
+    CHECK_FALSE(wire::decode_gossip(bytes + "x").has_value());
+  }
+}
+
+TEST_SUITE("cluster.removed_members") {
+  TEST_CASE("records merge by name and incarnation: the union of ids, the earliest time") {
+    RemovedMembers r;
+    CHECK(r.add({"n3", 7, 5000, {30, 10}}, 6000));
+    CHECK_FALSE(r.add({"n3", 7, 5000, {10}}, 6000));  // nothing new
+    CHECK(r.add({"n3", 7, 4000, {20}}, 6000));
+    REQUIRE(r.records().size() == 1);
+    CHECK(r.records()[0] == RemovedMember{"n3", 7, 4000, {10, 20, 30}});
+    CHECK(r.add({"n3", 8, 9000, {40}}, 9000));  // another process of that name
+    CHECK(r.records().size() == 2);
+  }
+
+  TEST_CASE("a member is removed by its process or by any of its replica ids, not by its "
+            "name alone") {
+    RemovedMembers r;
+    r.add({"n3", 7, 1000, {30, 10}}, 1000);
+    CHECK(r.match("n3", 7, {}) != nullptr);           // the process that was removed
+    CHECK(r.match("n3", 8, {10}) != nullptr);         // restarted with its data
+    CHECK(r.match("other", 9, {99, 30}) != nullptr);  // its data under another name
+    CHECK(r.match("n3", 8, {11, 12}) == nullptr);     // wiped: a new member
+    CHECK(r.removed_replica(30));
+    CHECK_FALSE(r.removed_replica(31));
+  }
+
+  TEST_CASE("records expire after `retain`, and beyond max_records the oldest go") {
+    RemovedMembers r({3, std::chrono::milliseconds(1000)});
+    CHECK_FALSE(r.add({"old", 1, 100, {}}, 5000));  // already past retain: ignored
+    for (std::uint64_t i = 0; i < 5; ++i) r.add({"n" + std::to_string(i), i, 4000 + i, {i}}, 4500);
+    REQUIRE(r.records().size() == 3);
+    for (const auto& m : r.records()) CHECK(m.removed_at_ms >= 4002);
+    CHECK(r.expire(5003) == 1);  // n2, removed at 4002, is 1001 ms old
+    CHECK(r.records().size() == 2);
+    CHECK(r.expire(4000) == 0);  // a clock that went back expires nothing
+  }
+
+  TEST_CASE("the file form round-trips; damage, a wrong magic or trailing bytes are "
+            "reported, never half-read") {
+    RemovedMembers r;
+    r.add({"n3", 7, 1000, {10, 30}}, 1000);
+    r.add({"n4", 8, 2000, {}}, 2000);
+    const std::string bytes = r.encode_file();
+    RemovedMembers back;
+    REQUIRE_FALSE(RemovedMembers::decode_file(bytes, back).has_value());
+    CHECK(back.records() == r.records());
+    for (std::size_t at : {std::size_t{0}, std::size_t{4}, std::size_t{20}, bytes.size() - 1}) {
+      std::string damaged = bytes;
+      damaged[at] = static_cast<char>(damaged[at] ^ 0x40);
+      RemovedMembers none;
+      const auto why = RemovedMembers::decode_file(damaged, none);
+      REQUIRE(why.has_value());
+      CHECK(why->find("checksum") != std::string::npos);
+      CHECK(none.empty());
+    }
+    RemovedMembers none;
+    CHECK(RemovedMembers::decode_file(bytes.substr(0, 10), none) == std::optional<std::string>("too short"));
   }
 }

@@ -406,6 +406,58 @@ TEST_SUITE("examples.link_shortener.process") {
     CHECK(found == static_cast<int>(codes.size()));
   }
 
+  TEST_CASE("a node removed through the admin route no longer counts in `all`, and is "
+            "refused when it comes back with its data") {
+    Scratch s;
+    const fs::path token = s.root / "admin.token";
+    std::ofstream(token) << "an-admin-token-for-tests-0123\n";
+    ::chmod(token.c_str(), 0600);
+    const std::vector<std::string> admin{"--admin-token-file", token.string(), "--write-timeout",
+                                         "500"};
+    Shortener n1("n1", s.dir("n1"), s.secret, admin);
+    Shortener n2("n2", s.dir("n2"), s.secret, {"--seeds", n1.cluster});
+    auto n3 = std::make_unique<Shortener>("n3", s.dir("n3"), s.secret,
+                                          std::vector<std::string>{"--seeds", n1.cluster});
+    REQUIRE(eventually([&] { return n1.live_members() == 2 && n3->live_members() == 2; }));
+    const auto post_all = [&](const std::string& url) {
+      return http_request(n1.http, "POST", "/", "url=" + url, "application/x-www-form-urlencoded",
+                          {"X-Write-Concern: all"});
+    };
+    REQUIRE(post_all("https://three.example/").status == 201);
+    n3->child->signal(SIGKILL);
+    CHECK(n3->child->wait(5s).value_or(0) == 128 + SIGKILL);
+    n3.reset();
+    CHECK(post_all("https://two-of-three.example/").status == 503);
+
+    const auto remove = [&](const std::string& auth) {
+      return http_request(n1.http, "DELETE", "/_cluster/members/n3", "", "",
+                          {"Authorization: " + auth});
+    };
+    CHECK(remove("Bearer not-the-token").status == 401);
+    CHECK(http_request(n2.http, "DELETE", "/_cluster/members/n3", "", "",
+                       {"Authorization: Bearer an-admin-token-for-tests-0123"})
+              .status == 403);  // n2 has no token file
+    const HttpReply removed = remove("Bearer an-admin-token-for-tests-0123");
+    CHECK(removed.status == 200);
+    CHECK(removed.body.find("\"removed\":true") != std::string::npos);
+    CHECK(eventually([&] {
+      return n2.get("/_cluster").body.find("\"name\":\"n3\",\"status\":\"removed\"") !=
+             std::string::npos;
+    }));
+    CHECK(post_all("https://two-of-two.example/").status == 201);
+
+    // Back with its data: refused by both, it says so, and what it writes stays with it.
+    Shortener back("n3", s.dir("n3"), s.secret, {"--seeds", n1.cluster + "," + n2.cluster});
+    CHECK(eventually([&] { return back.get("/_cluster").body.find("\"removed\":true") != std::string::npos; }));
+    CHECK(back.get("/_ready").status == 503);
+    const std::string stale = back.shorten("https://stale.example/");
+    std::this_thread::sleep_for(1s);
+    CHECK(n1.get("/api/links/" + stale).status == 404);
+    CHECK(n1.get("/_cluster").body.find("\"name\":\"n3\",\"status\":\"removed\"") !=
+          std::string::npos);
+    CHECK(post_all("https://still-two.example/").status == 201);
+  }
+
   TEST_CASE("invalid urls and malformed requests get 4xx and change nothing") {
     Scratch s;
     Shortener n("n1", s.dir("n1"), s.secret);

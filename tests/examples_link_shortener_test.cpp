@@ -26,6 +26,8 @@ namespace {
 // Two nodes, each behind a TCP proxy it advertises, so that every link between them
 // crosses both proxies and cutting them partitions the pair. Each has a LinkStore and an
 // Api (write concern local: no data directories here). Starts partitioned.
+constexpr const char* kAdminToken = "admin-token-0123456789";
+
 struct TwoNodes {
   IoThreads io{1};
   std::uint16_t port_a = free_port(), port_b = free_port();
@@ -53,8 +55,11 @@ struct TwoNodes {
     b = std::make_unique<Node>(o);
     store_a = std::make_unique<LinkStore>(*a, SyncOptions{});
     store_b = std::make_unique<LinkStore>(*b, SyncOptions{});
-    api_a = std::make_unique<Api>(*store_a, *a, metrics, ApiOptions{WriteConcern::local(), ReadConcern::local(), "x"});
-    api_b = std::make_unique<Api>(*store_b, *b, metrics, ApiOptions{WriteConcern::local(), ReadConcern::local(), "x"});
+    api_a = std::make_unique<Api>(*store_a, *a, metrics,
+                                  ApiOptions{WriteConcern::local(), ReadConcern::local(), "x",
+                                             kAdminToken});
+    api_b = std::make_unique<Api>(*store_b, *b, metrics,
+                                  ApiOptions{WriteConcern::local(), ReadConcern::local(), "x", ""});
   }
   void cut() {
     to_a.cut();
@@ -66,9 +71,11 @@ struct TwoNodes {
   }
   bool linked() { return a->live_members().size() == 1 && b->live_members().size() == 1; }
 
-  Response call(Api& api, http::verb method, const std::string& target, std::string body = "") {
+  Response call(Api& api, http::verb method, const std::string& target, std::string body = "",
+                std::string authorization = "") {
     Request req{method, target, 11};
     req.set(http::field::host, "short.test");
+    if (!authorization.empty()) req.set(http::field::authorization, authorization);
     req.body() = std::move(body);
     req.prepare_payload();
     return asio::co_spawn(io.context(), api.handle(req), asio::use_future).get();
@@ -198,5 +205,44 @@ TEST_SUITE("examples.link_shortener") {
     CHECK(eventually([&] { return n.store_a->links().get(code).get() == url; }));
     CHECK(n.call(*n.api_a, http::verb::get, "/" + code).result() == http::status::found);
     CHECK(n.store_b->links().get(code).get() == url);
+  }
+
+  TEST_CASE("the admin route removes a member only with the admin token; /_cluster lists it "
+            "as removed") {
+    TwoNodes n;
+    n.heal();
+    REQUIRE(eventually([&] { return n.linked(); }));
+    n.cut();
+    REQUIRE(eventually([&] { return n.a->live_members().empty(); }));
+    const std::string route = "/_cluster/members/b";
+    CHECK(n.call(*n.api_b, http::verb::delete_, "/_cluster/members/a", "", "Bearer x").result() ==
+          http::status::forbidden);  // no token configured: disabled
+    const Response anonymous = n.call(*n.api_a, http::verb::delete_, route);
+    CHECK(anonymous.result() == http::status::unauthorized);
+    CHECK(anonymous[http::field::www_authenticate] == "Bearer");
+    CHECK(n.call(*n.api_a, http::verb::delete_, route, "", "Bearer admin-token-0123456788")
+              .result() == http::status::unauthorized);
+    CHECK(n.call(*n.api_a, http::verb::get, route).result() == http::status::method_not_allowed);
+    CHECK(n.a->members().front().status == MemberInfo::Status::down);
+
+    const std::string bearer = std::string("Bearer ") + kAdminToken;
+    const Response removed = n.call(*n.api_a, http::verb::delete_, route, "", bearer);
+    CHECK(removed.result() == http::status::ok);
+    CHECK(removed.body() == "{\"member\":\"b\",\"removed\":true,\"already_removed\":false}\n");
+    CHECK(n.call(*n.api_a, http::verb::delete_, route, "", bearer).body().find(
+              "\"already_removed\":true") != std::string::npos);
+    CHECK(n.call(*n.api_a, http::verb::delete_, "/_cluster/members/a", "", bearer).result() ==
+          http::status::bad_request);  // itself
+    CHECK(n.call(*n.api_a, http::verb::delete_, "/_cluster/members/zz%20top", "", bearer).result() ==
+          http::status::not_found);
+    const std::string cluster = n.call(*n.api_a, http::verb::get, "/_cluster").body();
+    CHECK(cluster.find("{\"name\":\"b\",\"status\":\"removed\",\"removed_at_ms\":") !=
+          std::string::npos);
+    // b, cut off, knows nothing yet; healed, it learns that it was removed.
+    CHECK_FALSE(n.b->removed());
+    n.heal();
+    CHECK(eventually([&] { return n.b->removed(); }));
+    CHECK(n.call(*n.api_b, http::verb::get, "/_ready").result() ==
+          http::status::service_unavailable);
   }
 }

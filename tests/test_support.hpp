@@ -8,8 +8,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
+#include <random>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 namespace deltacrdt::testing {
@@ -42,5 +45,23 @@ inline std::uint16_t free_port() {
   if (!ok) throw std::runtime_error("free_port: no port on 127.0.0.1");
   return ntohs(addr.sin_port);
 }
+
+// A fresh directory under the system temp dir, removed with everything in it at the end of
+// the test.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& prefix = "deltacrdt-test") {
+    std::random_device rd;
+    path = std::filesystem::temp_directory_path() /
+           (prefix + "-" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
 
 }  // namespace deltacrdt::testing

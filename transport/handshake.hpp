@@ -37,7 +37,9 @@ namespace deltacrdt::transport {
 // 2: refuse frames carry a LinkError code; gossip names each replica's type signature.
 // 3: sync payloads have one layout per message kind (cluster/wire.hpp).
 // 4: gossip member records carry a heartbeat and linked/wanted flags (links as needed).
-inline constexpr std::uint64_t kHandshakeProtocol = 5;
+// 5: sync messages CatchUpRequest and CatchUpStarted (read concerns).
+// 6: gossip carries the members removed from the cluster.
+inline constexpr std::uint64_t kHandshakeProtocol = 6;
 inline constexpr std::size_t kNonceBytes = 32;
 inline constexpr std::size_t kMacBytes = 32;
 inline constexpr std::size_t kMaxNameBytes = 255;

@@ -124,6 +124,8 @@ asio::awaitable<Response> Api::dispatch(const Request& req, const RoutePlan& pla
       return readiness(req);
     case Route::cluster:
       return ready(cluster(req));
+    case Route::remove_member:
+      return ready(remove_member(req, plan.code));
     case Route::metrics:
       return metrics(req);
     case Route::aggregates:
@@ -264,7 +266,44 @@ asio::awaitable<std::optional<Response>> Api::unless_ready(const Request& req, b
   co_return res;
 }
 
+std::optional<Response> Api::unless_admin(const Request& req) const {
+  if (options_.admin_token.empty()) {
+    return error(req, http::status::forbidden,
+                 "admin routes are disabled: start the node with --admin-token-file", true);
+  }
+  const std::string_view given = req[http::field::authorization];
+  const std::string expected = "Bearer " + options_.admin_token;
+  // Compared in time independent of where they differ: the token is a password.
+  unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    diff |= static_cast<unsigned char>(expected[i] ^ (i < given.size() ? given[i] : 0));
+  }
+  if (diff == 0) return std::nullopt;
+  Response res = error(req, http::status::unauthorized,
+                       "this route needs Authorization: Bearer <the admin token>", true);
+  res.set(http::field::www_authenticate, "Bearer");
+  return res;
+}
+
+Response Api::remove_member(const Request& req, const std::string& name) {
+  if (auto refused = unless_admin(req)) return std::move(*refused);
+  try {
+    const bool removed = node_.remove_member(name);
+    return json_response(req, http::status::ok,
+                         json::object{{"member", name}, {"removed", removed},
+                                      {"already_removed", !removed}});
+  } catch (const std::invalid_argument& e) {
+    const bool self = name == node_.name();
+    return error(req, self ? http::status::bad_request : http::status::not_found, e.what(), true);
+  }
+}
+
 asio::awaitable<Response> Api::readiness(const Request& req) {
+  if (node_.removed()) {
+    co_return text(req, http::status::service_unavailable,
+                   "this node was removed from the cluster; wipe its data directory and "
+                   "restart it to rejoin\n");
+  }
   auto checking = store_.ready();
   if (co_await std::move(checking)) co_return text(req, http::status::ok, "ready\n");
   Response res = text(req, http::status::service_unavailable, "catching up\n");
@@ -291,11 +330,11 @@ asio::awaitable<Response> Api::describe(const Request& req, const std::string& c
 }
 
 Response Api::cluster(const Request& req) const {
-  const auto live = node_.live_members();
   json::array members;
-  for (const auto& name : node_.known_members()) {
-    const bool up = std::find(live.begin(), live.end(), name) != live.end();
-    members.push_back(json::object{{"name", name}, {"status", up ? "up" : "down"}});
+  for (const MemberInfo& m : node_.members()) {
+    json::object member{{"name", m.name}, {"status", to_string(m.status)}};
+    if (m.status == MemberInfo::Status::removed) member["removed_at_ms"] = m.removed_at_ms;
+    members.push_back(std::move(member));
   }
   // Both replicas share one policy (--neighbours); "links" stands for them.
   json::array pushing_to;
@@ -304,6 +343,7 @@ Response Api::cluster(const Request& req) const {
   return json_response(req, http::status::ok,
                        json::object{{"node", node_.name()},
                                     {"address", node_.address()},
+                                    {"removed", node_.removed()},
                                     {"members", std::move(members)},
                                     {"neighbours", node_.neighbours(LinkStore::kLinksReplica).describe()},
                                     {"pushing_to", std::move(pushing_to)}});

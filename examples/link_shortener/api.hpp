@@ -9,6 +9,7 @@
 //   GET  /api/links/<code>    -> 200 {"code","url","redirects"} (counts nothing)
 //   GET  /_health (liveness), /_ready (200, or 503 until caught up), /_cluster (JSON),
 //        /metrics (Prometheus text)
+//   DELETE /_cluster/members/<name>  (admin: Authorization: Bearer <token>) -> 200 JSON
 //
 // Thread-safe: handle() runs concurrently for different connections. The store, node and
 // metrics must outlive the Api.
@@ -43,6 +44,9 @@ struct ApiOptions {
   ReadConcern read_concern = ReadConcern::local();
   // host[:port] for short URLs when a request carries no usable Host header.
   std::string public_host = "127.0.0.1:8080";
+  // The bearer token the admin routes require (Authorization: Bearer ...); empty: they
+  // answer 403.
+  std::string admin_token;
 };
 
 class Api {
@@ -66,6 +70,11 @@ class Api {
   asio::awaitable<Response> describe(const Request& req, const std::string& code);
   asio::awaitable<Response> metrics(const Request& req);
   asio::awaitable<Response> readiness(const Request& req);
+  // DELETE /_cluster/members/<name> (an admin route): Node::remove_member.
+  Response remove_member(const Request& req, const std::string& name);
+  // Whether the request carries the admin token; otherwise the answer to send (401, or 403
+  // when the admin routes are disabled).
+  std::optional<Response> unless_admin(const Request& req) const;
   // A code's resolution (and redirect count) under the request's read concern, or the
   // answer to send instead: a bad X-Read-Concern (400), a concern not met (503), or an
   // unknown code while the store is not ready (503).

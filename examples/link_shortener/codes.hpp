@@ -88,8 +88,9 @@ inline std::optional<std::string> url_problem(std::string_view url) {
 }
 
 // Decodes one application/x-www-form-urlencoded component ('+' is a space, %XX a byte), or
-// nullopt when a percent escape is malformed.
-inline std::optional<std::string> form_decode(std::string_view s) {
+// nullopt when a percent escape is malformed. With plus_is_space false, a URL path segment
+// ('+' is itself).
+inline std::optional<std::string> form_decode(std::string_view s, bool plus_is_space = true) {
   std::string out;
   out.reserve(s.size());
   const auto hex = [](char c) -> int {
@@ -99,7 +100,7 @@ inline std::optional<std::string> form_decode(std::string_view s) {
     return -1;
   };
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
+    if (s[i] == '+' && plus_is_space) {
       out.push_back(' ');
     } else if (s[i] == '%') {
       if (i + 2 >= s.size()) return std::nullopt;

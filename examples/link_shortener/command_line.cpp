@@ -32,17 +32,18 @@ CLI::Validator host_port(const std::string& what) {
       "");
 }
 
-// The secret: the file's contents without a trailing newline, at least 16 bytes. A file
-// others can read is allowed (containers mount secrets in many ways) but warned about.
-std::string read_secret(const std::string& path) {
+// A secret held in a file (--secret-file, --admin-token-file): the file's contents without
+// a trailing newline, at least 16 bytes. A file others can read is allowed (containers mount
+// secrets in many ways) but warned about.
+std::string read_secret(const std::string& option, const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("--secret-file " + path + ": cannot be read");
+  if (!in) throw std::runtime_error(option + " " + path + ": cannot be read");
   std::ostringstream s;
   s << in.rdbuf();
   std::string secret = s.str();
   while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
   if (secret.size() < 16) {
-    throw std::runtime_error("--secret-file " + path +
+    throw std::runtime_error(option + " " + path +
                              ": the secret must have at least 16 bytes (e.g. `head -c 32 "
                              "/dev/urandom | base64 > " +
                              path + "`)");
@@ -63,7 +64,8 @@ std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* cons
       "link-shortener: a replicated link shortener. Every node serves the whole HTTP API and "
       "replicates links and redirect counts to the other nodes of its cluster.",
       "link-shortener"};
-  std::string secret_file, log_level = "info", neighbours = "all";
+  std::string secret_file, admin_token_file, log_level = "info", neighbours = "all";
+  long long remove_after_down_ms = 0;
   long long sync_ms = c.sync_interval.count(), timeout_ms = c.write_timeout.count();
   long long alone_ms = c.alone_after.count(), read_timeout_ms = c.read_timeout.count();
   app.add_option("--name", c.name, "Node name, unique in the cluster")->required();
@@ -140,6 +142,18 @@ std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* cons
       ->type_name("MS")
       ->check(CLI::Range(0LL, 600000LL))
       ->capture_default_str();
+  app.add_option("--admin-token-file", admin_token_file,
+                 "File holding the bearer token (at least 16 bytes) of the admin routes "
+                 "(DELETE /_cluster/members/NAME removes a member); without it they are "
+                 "disabled")
+      ->type_name("FILE");
+  app.add_option("--remove-after-down", remove_after_down_ms,
+                 "Remove a member from the cluster once it has been down this many "
+                 "milliseconds (0: never; only an operator removes members). Beware: both "
+                 "sides of a long partition remove each other")
+      ->type_name("MS")
+      ->check(CLI::Range(0LL, 365LL * 24 * 3600 * 1000))
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warn, error or off")
       ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}))
       ->capture_default_str();
@@ -182,7 +196,9 @@ std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* cons
       throw CLI::ValidationError("--insecure-dev",
                                  "give --secret-file or --insecure-dev, not both");
     }
-    c.secret = c.insecure_dev ? std::string(kInsecureDevSecret) : read_secret(secret_file);
+    c.secret = c.insecure_dev ? std::string(kInsecureDevSecret)
+                              : read_secret("--secret-file", secret_file);
+    if (!admin_token_file.empty()) c.admin_token = read_secret("--admin-token-file", admin_token_file);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);  // prints help (exit 0) or the error (exit non-zero)
     return code == 0 ? 0 : 2;
@@ -192,6 +208,7 @@ std::variant<ShortenerConfig, int> parse_command_line(int argc, const char* cons
   }
   c.sync_interval = std::chrono::milliseconds(sync_ms);
   c.alone_after = std::chrono::milliseconds(alone_ms);
+  c.remove_after_down = std::chrono::milliseconds(remove_after_down_ms);
   {
     std::string error;
     c.neighbours = *NeighbourPolicy::parse(neighbours, error);  // checked above

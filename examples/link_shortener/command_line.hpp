@@ -41,6 +41,11 @@ struct ShortenerConfig {
   std::size_t http_max_connections = 1024;
   std::size_t http_max_connections_per_address = 256;
   transport::TlsOptions tls;  // cluster links over TLS when all three files are given
+  // The bearer token of the admin routes (read from --admin-token-file); empty: the admin
+  // routes are disabled.
+  std::string admin_token;
+  // NodeOptions::remove_after_down (--remove-after-down; 0: only operators remove).
+  std::chrono::milliseconds remove_after_down{0};
 };
 
 // The secret --insecure-dev uses. It is in the source code, so it protects nothing.

@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
     o.seeds = config.seeds;
     o.data_dir = config.data_dir;
     o.tls = config.tls;
+    o.remove_after_down = config.remove_after_down;
     o.fsync = FsyncPolicy::batched;
     o.logger = logger;
     node = std::make_unique<Node>(o);
@@ -71,7 +72,8 @@ int main(int argc, char** argv) {
     // Short URLs name the bound port (it may have been 0 on the command line).
     http_address = parse_host_port(config.http, "http").host + ":" + std::to_string(server->port());
     api = std::make_unique<Api>(*store, *node, metrics,
-                                ApiOptions{config.write_concern, config.read_concern, http_address});
+                                ApiOptions{config.write_concern, config.read_concern, http_address,
+                                           config.admin_token});
     api->set_http_stats([s = server.get()] { return s->stats(); });
     server->start([a = api.get()](const Request& req) { return a->handle(req); });
   } catch (const std::exception& e) {

@@ -91,6 +91,16 @@ RoutePlan plan_route(verb method, std::string_view target, std::string_view body
   if (target == "/_health") return with_code(Route::health, "health", {});
   if (target == "/_ready") return with_code(Route::ready, "ready", {});
   if (target == "/_cluster") return with_code(Route::cluster, "cluster", {});
+  if (target.starts_with("/_cluster/members/")) {
+    if (method != verb::delete_) return not_allowed("remove_member", "DELETE");
+    const std::optional<std::string> name = form_decode(target.substr(18), false);
+    if (!name || name->empty() || name->size() > 255) {
+      return answer("remove_member", 404, "no such member", true);
+    }
+    RoutePlan p = with_code(Route::remove_member, "remove_member", *name);
+    p.json = true;
+    return p;
+  }
   if (target == "/metrics") return with_code(Route::metrics, "metrics", {});
   if (target.ends_with("/aggregates")) {
     const std::string_view code = target.substr(1, target.size() - 1 - 11);

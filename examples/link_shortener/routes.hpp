@@ -17,6 +17,7 @@ enum class Route {
   health,      // /_health   (liveness)
   ready,       // /_ready    (readiness: 503 until caught up)
   cluster,     // /_cluster
+  remove_member,  // DELETE /_cluster/members/<name>  (admin)
   metrics,     // /metrics
   aggregates,  // GET /<code>/aggregates
   remove,      // DELETE /<code>
@@ -27,7 +28,8 @@ enum class Route {
 struct RoutePlan {
   Route route = Route::answered;
   std::string name = "other";  // the route's name in metrics
-  std::string code;            // the code, for routes that take one (a plausible code)
+  std::string code;            // the code, for routes that take one (a plausible code);
+                               // remove_member: the member's name (percent-decoded)
   std::string url;             // the URL, for shorten and api_create (not yet validated)
   // For Route::answered: the status, a one-line reason, the Allow header of a 405, and
   // whether the route answers in JSON.
