@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -17,7 +18,9 @@ namespace deltacrdt {
 class PNCounter {
  public:
   static constexpr TypeTag kTypeTag = TypeTag::pn_counter;
-  static constexpr std::uint16_t kFormatVersion = 1;
+  // 2: each half carries its retired-id marks (GCounter 2); 1 (still read) has none.
+  static constexpr std::uint16_t kFormatVersion = 2;
+  static constexpr std::uint16_t kOldestReadableVersion = 1;
 
   // Each mutator's delta is one entry of one half (see GCounter::increment).
   [[nodiscard]] PNCounter increment(ReplicaId self, std::uint64_t by = 1) {
@@ -46,6 +49,24 @@ class PNCounter {
     // -(kMax + 1) is the one magnitude beyond kMax that int64 still holds.
     if (diff > kMax) return std::numeric_limits<std::int64_t>::min();
     return -static_cast<std::int64_t>(diff);
+  }
+
+  // Retires replica `removed` in both halves (GCounter::retire: its increments and
+  // decrements move into self's entries). std::invalid_argument as there.
+  [[nodiscard]] PNCounter retire(ReplicaId removed, ReplicaId self) {
+    if (retired(removed)) throw std::invalid_argument("PNCounter::retire: already retired");
+    PNCounter delta;
+    delta.p_ = p_.retire(removed, self);
+    delta.n_ = n_.retire(removed, self);
+    return delta;
+  }
+  // (Either half: a relayed part may carry one half's marks before the other's.)
+  bool retired(ReplicaId r) const { return p_.retired(r) || n_.retired(r); }
+  std::size_t retired_count() const { return p_.retired_count(); }
+  // See GCounter::forget_retired.
+  void forget_retired(ReplicaId r) {
+    p_.forget_retired(r);
+    n_.forget_retired(r);
   }
 
   const GCounter& increments() const { return p_; }

@@ -3,7 +3,9 @@
 #include <cstdint>
 #include <limits>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <cereal/archives/portable_binary.hpp>
 #include <doctest/doctest.h>
@@ -28,9 +30,24 @@ std::uint64_t random_amount(PropertyRng& rng) {
   return 1 + rng.below(10);
 }
 
+// Another replica's entry that `x` holds and could retire, or 0.
+template <class T, class Entries>
+ReplicaId retirable(const T& x, const Entries& entries, ReplicaId self, PropertyRng& rng) {
+  std::vector<ReplicaId> others;
+  for (const auto& [r, v] : entries)
+    if (r != self && !x.retired(r)) others.push_back(r);
+  return others.empty() ? 0 : others[rng.below(others.size())];
+}
+
+// Now and then a replica retires another's entry (the laws hold whoever does it; that only
+// one replica retires each id is the pruning protocol's business).
 struct GCounterModel {
   using Type = GCounter;
   static GCounter mutate(GCounter& x, ReplicaId self, PropertyRng& rng) {
+    if (x.retired(self)) return {};  // a removed replica writes no more
+    if (rng.chance(0.1)) {
+      if (const ReplicaId r = retirable(x, x.entries(), self, rng)) return x.retire(r, self);
+    }
     return x.increment(self, random_amount(rng));
   }
 };
@@ -38,6 +55,12 @@ struct GCounterModel {
 struct PNCounterModel {
   using Type = PNCounter;
   static PNCounter mutate(PNCounter& x, ReplicaId self, PropertyRng& rng) {
+    if (x.retired(self)) return {};
+    if (rng.chance(0.1)) {
+      if (const ReplicaId r = retirable(x, x.increments().entries(), self, rng)) {
+        return x.retire(r, self);
+      }
+    }
     if (rng.chance(0.5)) return x.increment(self, random_amount(rng));
     return x.decrement(self, random_amount(rng));
   }
@@ -56,6 +79,7 @@ std::string gcounter_payload(std::initializer_list<std::pair<std::uint64_t, std:
     cereal::PortableBinaryOutputArchive ar(os);
     ar(static_cast<std::uint64_t>(es.size()));
     for (const auto& [r, v] : es) ar(r, v);
+    ar(std::uint64_t{0});  // no retired marks (format 2)
   }
   return std::move(os).str();
 }
@@ -153,6 +177,81 @@ TEST_SUITE("crdt.gcounter") {
           deltacrdt::make_error_code(Errc::corrupt));
   }
 
+  TEST_CASE("format 1 (no retired marks) is still read") {
+    using deltacrdt::detail::decode_payload;
+    std::string v2 = gcounter_payload({{1, 5}, {2, 6}});
+    const std::string v1 = v2.substr(0, v2.size() - 8);
+    const auto old = decode_payload<GCounter>(v1, 1);
+    REQUIRE(old.has_value());
+    CHECK(old->value() == 11);
+    CHECK(decode_payload<GCounter>(v1, 2).error() == deltacrdt::make_error_code(Errc::truncated));
+  }
+
+  TEST_CASE("retiring a removed replica moves its total into the owner's entry; stale "
+            "copies of its entry never come back") {
+    GCounter owner, other, removed;
+    const GCounter old = removed.increment(3, 4);
+    const GCounter last = removed.increment(3, 1);
+    (void)owner.increment(1, 2);
+    (void)other.increment(2, 7);
+    for (GCounter* r : {&owner, &other}) {
+      r->join(old);
+      r->join(last);
+    }
+    other.join(owner);
+    owner.join(other);
+    REQUIRE(owner.value() == 14);
+    const GCounter retiring = owner.retire(3, 1);
+    CHECK(owner.value() == 14);
+    CHECK(owner.value_of(1) == 7);
+    CHECK(owner.value_of(3) == 0);
+    CHECK(owner.retired(3));
+    CHECK(retiring.size() == 1);  // the owner's entry, with its mark
+    other.join(retiring);
+    CHECK(other.value() == 14);
+    CHECK(other.value_of(3) == 0);
+    // A retransmitted delta of the removed replica, or a state that never saw the retire.
+    other.join(old);
+    other.join(last);
+    CHECK(other.value() == 14);
+    GCounter away;
+    away.join(old);
+    away.join(last);
+    away.join(other);
+    CHECK(away.value() == 14);
+    other.join(away);
+    CHECK(other == owner);
+    CHECK_THROWS_AS((void)owner.retire(3, 1), std::invalid_argument);
+    CHECK_THROWS_AS((void)owner.retire(1, 1), std::invalid_argument);
+  }
+
+  TEST_CASE("the owner's later increments carry its marks: a replica that missed the "
+            "retire never counts the moved total twice") {
+    GCounter owner, late;
+    const GCounter removed = GCounter{}.increment(3, 5);
+    owner.join(removed);
+    late.join(removed);
+    (void)owner.retire(3, 1);              // this delta is lost on the way to `late`
+    const GCounter next = owner.increment(1, 1);
+    late.join(next);
+    CHECK(late.value() == 6);
+    CHECK(late.value_of(3) == 0);
+    CHECK(late.retired(3));
+  }
+
+  TEST_CASE("forgetting a mark is local; the encoding carries the marks") {
+    GCounter x;
+    x.join(GCounter{}.increment(3, 5));
+    (void)x.retire(3, 1);
+    const auto back = deltacrdt::decode<GCounter>(deltacrdt::encode(x));
+    REQUIRE(back.has_value());
+    CHECK(*back == x);
+    CHECK(back->retired_count() == 1);
+    x.forget_retired(3);
+    CHECK(x.retired_count() == 0);
+    CHECK(x.value() == 5);
+  }
+
   TEST_CASE("a hostile element count fails without allocating") {
     std::ostringstream os;
     {
@@ -165,6 +264,27 @@ TEST_SUITE("crdt.gcounter") {
 }
 
 TEST_SUITE("crdt.pncounter") {
+  TEST_CASE("retiring moves both the increments and the decrements of the removed replica") {
+    PNCounter owner, other;
+    PNCounter removed;
+    const PNCounter up = removed.increment(3, 10);
+    const PNCounter down = removed.decrement(3, 4);
+    for (PNCounter* r : {&owner, &other}) {
+      r->join(up);
+      r->join(down);
+    }
+    (void)owner.increment(1, 1);
+    const PNCounter retiring = owner.retire(3, 1);
+    CHECK(owner.value() == 7);
+    other.join(retiring);
+    other.join(up);
+    CHECK(other.value() == 7);
+    CHECK(other.retired(3));
+    CHECK(other.increments().value_of(3) == 0);
+    CHECK(other.decrements().value_of(3) == 0);
+    CHECK(other == owner);
+  }
+
   TEST_CASE("satisfies the lattice laws on random histories") {
     deltacrdt::testing::check_lattice_laws<PNCounterModel>();
   }

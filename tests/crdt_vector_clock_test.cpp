@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include <vector>
+
 #include "crdt/vector_clock.hpp"
 #include "tests/property.hpp"
 
@@ -17,7 +19,14 @@ using Ordering = VectorClock::Ordering;
 
 struct VectorClockModel {
   using Type = VectorClock;
-  static VectorClock mutate(VectorClock& x, ReplicaId self, PropertyRng& /*rng*/) {
+  static VectorClock mutate(VectorClock& x, ReplicaId self, PropertyRng& rng) {
+    if (x.retired(self)) return {};  // a removed replica counts no more
+    if (rng.chance(0.1)) {
+      std::vector<ReplicaId> others;
+      for (const auto& [r, n] : x.entries())
+        if (r != self) others.push_back(r);
+      if (!others.empty()) return x.retire(others[rng.below(others.size())], self);
+    }
     return x.increment(self);
   }
 };
@@ -34,6 +43,24 @@ VectorClock clock_of(std::initializer_list<std::pair<ReplicaId, std::uint64_t>> 
 }  // namespace
 
 TEST_SUITE("crdt.vector_clock") {
+  TEST_CASE("a retired replica's entry is dropped for good; comparisons no longer see it") {
+    VectorClock a = clock_of({{1, 2}, {3, 4}});
+    VectorClock b = clock_of({{2, 1}, {3, 4}});
+    const VectorClock stale = clock_of({{3, 4}});
+    const VectorClock retiring = a.retire(3, 1);
+    CHECK(a.get(3) == 0);
+    CHECK(a.retired(3));
+    b.join(retiring);
+    CHECK(b.get(3) == 0);
+    b.join(stale);
+    CHECK(b.get(3) == 0);
+    CHECK(b.compare(clock_of({{2, 1}})) == Ordering::equal);  // as if 3 never was
+    a.join(b);
+    b.join(a);
+    CHECK(a == b);
+    CHECK(a.retired_count() == 1);
+  }
+
   TEST_CASE("satisfies the lattice laws on random histories") {
     deltacrdt::testing::check_lattice_laws<VectorClockModel>();
   }
