@@ -229,6 +229,7 @@ void NodeImpl::host_replica(const std::string& name, detail::HostedReplica repli
   for (const RemovedMember& r : removed_.records()) {
     if (!self_removed_ && names_self(r)) become_removed(r, events);
   }
+  tell_replicas_removed(it->second.get());
   update_neighbours();
   broadcast_gossip();
   lock.unlock();
@@ -743,7 +744,8 @@ void NodeImpl::link_frame(const transport::Link::Ptr& link, transport::Frame f) 
     std::lock_guard lock(mu_);
     auto it = e ? hosted_.find(e->replica) : hosted_.end();
     if (it == hosted_.end() || !it->second->ready || it->second->id != e->to ||
-        !table_.announced(link, link->peer().node, e->replica, e->from, it->second->type)) {
+        !table_.announced(link, link->peer().node, e->replica, e->from, it->second->type) ||
+        removed_.removed_replica(e->from)) {
       // Malformed, for a replica this node does not (now) host, or from a replica id the
       // node at the other end did not announce under that name: a sender cannot speak
       // for replicas of other nodes, or invent ids to hold state transfers open.
@@ -755,7 +757,9 @@ void NodeImpl::link_frame(const transport::Link::Ptr& link, transport::Frame f) 
                                 : it == hosted_.end() || !it->second->ready
                                     ? "no such replica here"
                                 : it->second->id != e->to ? "addressed to another replica id"
-                                                          : "sender not announced by the peer"}});
+                                : removed_.removed_replica(e->from)
+                                    ? "sender removed from the cluster"
+                                    : "sender not announced by the peer"}});
       return;
     }
     it->second->replica.deliver(e->from, std::move(e->msg));

@@ -54,6 +54,7 @@ struct HostedReplica {
   std::function<void(PeerId, SyncMessage)> deliver;
   std::function<void(std::vector<PeerId>)> set_neighbours;
   std::function<void(std::size_t)> set_membership;
+  std::function<void(std::vector<ReplicaId>)> set_removed;
 };
 
 }  // namespace detail
@@ -112,6 +113,9 @@ class Node {
         r->set_neighbours(std::move(n));
       };
       hosted.set_membership = [r = replica.get()](std::size_t n) { r->set_membership(n); };
+      hosted.set_removed = [r = replica.get()](std::vector<ReplicaId> ids) {
+        r->set_removed(std::move(ids));
+      };
       hosted.replica = std::move(replica);
       host_replica(name, std::move(hosted));
       return ref;

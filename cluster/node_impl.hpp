@@ -270,6 +270,9 @@ class NodeImpl {
   // removal records past forget_removed_after. Under mu_, at every gossip round.
   void lifecycle_round(std::chrono::steady_clock::time_point now,
                        std::vector<MemberEvent>& events);
+  // Tells every hosted replica (or only `one`) the replica ids of all removal records, so
+  // that those whose type can retire them prune them. Under mu_.
+  void tell_replicas_removed(Hosted* one = nullptr);
   // Calls the member-event listeners (not under mu_).
   void notify(const std::vector<MemberEvent>& events);
 

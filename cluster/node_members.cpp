@@ -129,6 +129,7 @@ void NodeImpl::learn_removals(std::vector<RemovedMember> records,
   if (fresh.empty()) return;
   for (const RemovedMember& r : fresh) apply_removal(r, events);
   persist_removed();
+  tell_replicas_removed();
   // Passed on to every link (the links' peers pass on what is new to them): a removal
   // reaches every member, like membership itself.
   broadcast_gossip(std::move(fresh));
@@ -232,6 +233,15 @@ void NodeImpl::lifecycle_round(std::chrono::steady_clock::time_point now,
     const auto down = std::chrono::duration_cast<std::chrono::milliseconds>(
         now - table_.members().at(n).down_since);
     remove_locked(n, "down for " + std::to_string(down.count()) + " ms", events);
+  }
+}
+
+void NodeImpl::tell_replicas_removed(Hosted* one) {
+  if (removed_.empty()) return;
+  const std::vector<ReplicaId>& ids = removed_.replica_ids();
+  for (auto& [name, h] : hosted_) {
+    if (!h->ready || (one != nullptr && h.get() != one)) continue;
+    if (h->replica.set_removed) h->replica.set_removed(ids);
   }
 }
 

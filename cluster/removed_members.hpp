@@ -101,6 +101,7 @@ class RemovedMembers {
     if (it == records_.end()) {
       records_.push_back(std::move(m));
       trim();
+      index();
       return true;
     }
     bool changed = false;
@@ -114,6 +115,7 @@ class RemovedMembers {
     if (ids.size() != it->replicas.size()) {
       it->replicas = std::move(ids);
       changed = true;
+      index();
     }
     return changed;
   }
@@ -139,16 +141,20 @@ class RemovedMembers {
     return nullptr;
   }
 
-  // Whether replica `id` belonged to a removed member.
+  // Whether replica `id` belonged to a removed member. O(log ids): a node asks it of every
+  // sync frame.
   bool removed_replica(ReplicaId id) const {
-    return std::any_of(records_.begin(), records_.end(), [&](const RemovedMember& r) {
-      return std::binary_search(r.replicas.begin(), r.replicas.end(), id);
-    });
+    return std::binary_search(ids_.begin(), ids_.end(), id);
   }
+  // Every removed replica id, sorted.
+  const std::vector<ReplicaId>& replica_ids() const { return ids_; }
 
   // Drops the records removed more than `retain` before `now_ms`; returns how many.
   std::size_t expire(std::uint64_t now_ms) {
-    return std::erase_if(records_, [&](const RemovedMember& r) { return expired(r, now_ms); });
+    const std::size_t n =
+        std::erase_if(records_, [&](const RemovedMember& r) { return expired(r, now_ms); });
+    if (n != 0) index();
+    return n;
   }
 
   // The file form (docs/storage-format.md): magic "DCRM", u16 version, u16 0, u64 count, the
@@ -187,6 +193,7 @@ class RemovedMembers {
     if (!r.done()) return "bytes after the last record";
     out.records_ = std::move(records);
     out.trim();
+    out.index();
     return std::nullopt;
   }
 
@@ -208,8 +215,16 @@ class RemovedMembers {
     records_.resize(limits_.max_records);
   }
 
+  void index() {
+    ids_.clear();
+    for (const RemovedMember& r : records_) ids_.insert(ids_.end(), r.replicas.begin(), r.replicas.end());
+    std::sort(ids_.begin(), ids_.end());
+    ids_.erase(std::unique(ids_.begin(), ids_.end()), ids_.end());
+  }
+
   Limits limits_;
   std::vector<RemovedMember> records_;
+  std::vector<ReplicaId> ids_;  // every record's replica ids, sorted (removed_replica)
 };
 
 }  // namespace deltacrdt

@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <chrono>
 #include <concepts>
+#include <set>
 #include <cstdint>
 #include <exception>
 #include <iterator>
@@ -130,6 +131,18 @@ class Replica {
                      impl.core.set_neighbours(peers);
                      impl.pump();
                      impl.check_ready();
+                     impl.try_prune();
+                   }),
+                   false);
+  }
+
+  // The ids of replicas removed from the cluster (docs/node.md, "Member lifecycle"), all of
+  // them, any order; a Node sets it whenever it learns a removal, after it stopped taking
+  // anything from them. A type that can retire removed replicas' entries has them retired
+  // (PruningOptions; docs/protocol.md, "Pruning removed replicas").
+  void set_removed(std::vector<ReplicaId> ids) {
+    impl_->enqueue(Work([ids = std::move(ids)](Impl& impl) mutable {
+                     impl.set_removed(std::move(ids));
                    }),
                    false);
   }
@@ -139,7 +152,11 @@ class Replica {
   // default) counts this replica and its neighbours. A Node sets it from its membership.
   // Writes already waiting keep the count they started with.
   void set_membership(std::size_t replicas) {
-    impl_->enqueue(Work([replicas](Impl& impl) { impl.membership = replicas; }), false);
+    impl_->enqueue(Work([replicas](Impl& impl) {
+                     impl.membership = replicas;
+                     impl.try_prune();
+                   }),
+                   false);
   }
 
   // Applies fn(T&) -> T (a mutator returning its delta). Completes with the delta's
@@ -334,6 +351,7 @@ class Replica {
           diffs_poster(o.diffs_poster ? std::move(o.diffs_poster) : std::move(rt.notify)),
           report_initial_state(o.report_initial_state),
           readiness(o.readiness) {
+      pruning = o.pruning;
       if (!post) throw std::invalid_argument("replica: the runtime has no post function");
       if (!clock) throw std::invalid_argument("replica: neither the options nor the runtime give a clock");
       if (on_diffs && !diffs_poster) {
@@ -356,6 +374,9 @@ class Replica {
       });
       ack_alarm = clock->make_alarm([weak] {
         if (auto s = weak.lock()) s->enqueue(Work([](Impl& i) { i.check_acks(); }), false);
+      });
+      prune_alarm = clock->make_alarm([weak] {
+        if (auto s = weak.lock()) s->enqueue(Work([](Impl& i) { i.try_prune(); }), false);
       });
       if constexpr (Traits::supported) {
         if (on_diffs) {
@@ -391,6 +412,7 @@ class Replica {
       stopped = true;
       alarm->cancel();
       ack_alarm->cancel();
+      prune_alarm->cancel();
       if (ready_alarm) ready_alarm->cancel();
       for (auto& done : std::exchange(ready_waits, {})) done(ready_state);
     }
@@ -702,8 +724,10 @@ class Replica {
     // ---- read concerns ----
 
     // Runs done(nullptr) once enough neighbours caught this replica up after now, or
-    // done(ReadConcernTimeout) at the concern's deadline.
-    void read_after_catch_up(ReadConcern concern, Completion done) {
+    // done(ReadConcernTimeout) at the concern's deadline. `retiring`: see
+    // ReplicaCore::request_catch_up.
+    void read_after_catch_up(ReadConcern concern, Completion done,
+                             const std::vector<ReplicaId>& retiring = {}) {
       const std::size_t n = members();
       const std::size_t required = concern.level == ReadConcern::Level::majority ? n / 2 : n - 1;
       if (required == 0) return done(nullptr);
@@ -711,7 +735,7 @@ class Replica {
                  std::move(done)};
       for (PeerId peer : core.neighbours()) {
         w.started.emplace(peer, 0);
-        core.request_catch_up(peer, w.request);
+        core.request_catch_up(peer, w.request, retiring);
       }
       read_waits.push_back(std::move(w));
       pump();
@@ -723,6 +747,65 @@ class Replica {
         if (w.request != m.request) continue;
         auto it = w.started.find(from);
         if (it != w.started.end()) it->second = m.transfer;
+      }
+    }
+
+    // ---- pruning (PruningOptions; docs/protocol.md, "Pruning removed replicas") ----
+
+    void set_removed(std::vector<ReplicaId> ids) {
+      core.set_removed(ids);
+      if constexpr (kRetirable) {
+        // Ids no longer removed (their records expired) are no longer tracked.
+        const auto gone = [&](ReplicaId r) { return !core.removed(r); };
+        std::erase_if(prune_pending, gone);
+        std::erase_if(pruned, gone);
+        for (ReplicaId r : core.removed_ids()) {
+          if (!core.state().retired(r) && !pruned.contains(r)) prune_pending.insert(r);
+        }
+        try_prune();
+      }
+    }
+
+    // Starts a round when this replica retires and removed ids wait: caught up by every
+    // other member (each agreeing, and knowing the ids removed), it holds all that any
+    // replica will ever hold of them, and retires what it holds in one delta.
+    void try_prune() {
+      if constexpr (kRetirable) {
+        std::erase_if(prune_pending, [&](ReplicaId r) { return core.state().retired(r); });
+        if (stopped || prune_round || prune_pending.empty() || !pruning.enabled) return;
+        const Time retry = now() + Time(pruning.retry_after);
+        // Another replica retires (tried again when the neighbours change), or a member is
+        // not linked now (tried again later).
+        if (core.retiring_replica() != core.id()) return;
+        if (core.neighbour_count() + 1 != members()) {
+          prune_alarm->set(retry);
+          return;
+        }
+        prune_round = true;
+        std::vector<ReplicaId> ids(prune_pending.begin(), prune_pending.end());
+        read_after_catch_up(
+            ReadConcern::all(pruning.round_timeout),
+            [this, ids, retry](std::exception_ptr e) {
+              prune_round = false;
+              if (e) {
+                prune_alarm->set(std::max(retry, now()));
+                return;
+              }
+              std::vector<ReplicaId> held;
+              for (ReplicaId r : ids) {
+                prune_pending.erase(r);
+                pruned.insert(r);
+                if (core.state().mentions(r) && !core.state().retired(r)) held.push_back(r);
+              }
+              if (held.empty()) return;
+              core.mutate(now(), [&](T& x) {
+                T delta;
+                for (ReplicaId r : held) delta.join(x.retire(r, core.id()));
+                return delta;
+              });
+              pump();
+            },
+            ids);
       }
     }
 
@@ -799,6 +882,18 @@ class Replica {
     };
     std::vector<ReadWait> read_waits;
     std::uint64_t read_requests = 0;
+    // Pruning: whether T can retire removed replicas' entries, the removed ids not handled
+    // yet, those handled (retired here, or found held by nobody), a round in progress.
+    static constexpr bool kRetirable = requires(T& t, const T& c, ReplicaId r) {
+      t.retire(r, r);
+      { c.retired(r) } -> std::same_as<bool>;
+      { c.mentions(r) } -> std::same_as<bool>;
+    };
+    PruningOptions pruning;
+    std::set<ReplicaId> prune_pending;
+    std::set<ReplicaId> pruned;
+    bool prune_round = false;
+    std::unique_ptr<ReplicaClock::Alarm> prune_alarm;
     std::vector<Completion> awaiting_sync;
     bool sync_queued = false;
 

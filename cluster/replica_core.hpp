@@ -263,9 +263,32 @@ class ReplicaCore {
   // ---- read concerns: catch-ups on request (docs/protocol.md) ----
 
   // Asks `peer` to catch this replica up from a snapshot taken on receipt; it answers
-  // CatchUpStarted with the catch-up's number (or 0: it does not push here).
-  void request_catch_up(PeerId peer, std::uint64_t request) {
-    send(peer, CatchUpRequest{request});
+  // CatchUpStarted with the catch-up's number (or 0: it does not push here). `retiring`
+  // (sorted): the removed replicas this replica means to retire once caught up by all
+  // (pruning); the peer refuses unless it agrees (on_catch_up_request).
+  void request_catch_up(PeerId peer, std::uint64_t request,
+                        std::vector<ReplicaId> retiring = {}) {
+    send(peer, CatchUpRequest{request, std::move(retiring)});
+  }
+
+  // ---- pruning (docs/protocol.md, "Pruning removed replicas") ----
+
+  // The replica ids of members removed from the cluster (any order): this replica agrees
+  // to a retiring catch-up request only for ids among them.
+  void set_removed(std::vector<ReplicaId> ids) {
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    removed_ = std::move(ids);
+  }
+  bool removed(ReplicaId id) const { return std::binary_search(removed_.begin(), removed_.end(), id); }
+  const std::vector<ReplicaId>& removed_ids() const { return removed_; }
+
+  // The replica that retires removed replicas' entries, as this one sees it: the smallest
+  // id among itself and its neighbours (a replica whose neighbours are every other member).
+  ReplicaId retiring_replica() const {
+    ReplicaId least = self_;
+    for (const auto& [p, n] : neighbours_) least = std::min(least, p);
+    return least;
   }
 
   // The number of the newest catch-up from `peer` that completed and was joined here (0:
@@ -594,9 +617,17 @@ class ReplicaCore {
   // it that has not taken its snapshot yet (a digest probe in flight) will take it after
   // this request and serves as is; otherwise one starts afresh. Non-neighbours are refused:
   // this replica never pushes to them.
+  //
+  // A retiring request (pruning) is refused unless this replica knows every id in it removed
+  // (so its snapshot, taken after that, holds all it will ever hold of them) and takes the
+  // sender for the retiring replica: two replicas never both retire one id.
   void on_catch_up_request(Time now, PeerId from, const CatchUpRequest& m) {
     auto it = neighbours_.find(from);
-    if (it == neighbours_.end()) {
+    const bool agreed =
+        m.retiring.empty() ||
+        (retiring_replica() == from &&
+         std::all_of(m.retiring.begin(), m.retiring.end(), [&](ReplicaId r) { return removed(r); }));
+    if (it == neighbours_.end() || !agreed) {
       send(from, CatchUpStarted{m.request, 0});
       return;
     }
@@ -998,6 +1029,7 @@ class ReplicaCore {
   std::map<PeerId, DigestIncoming> digest_in_;        // catch-ups arriving, by sender
   std::map<PeerId, std::uint64_t> digest_completed_;  // last one joined
   std::map<PeerId, std::uint64_t> caught_up_by_;      // newest catch-up joined, either kind
+  std::vector<ReplicaId> removed_;                    // set_removed (sorted)
   std::uint64_t incarnation_;
   std::uint64_t transfers_started_ = 0;
   Time push_at_ = kNever;

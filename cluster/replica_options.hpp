@@ -65,6 +65,19 @@ struct ReadinessOptions {
   std::chrono::milliseconds give_up_after{60000};
 };
 
+// Pruning (docs/protocol.md, "Pruning removed replicas"): a replica whose type can retire a
+// removed replica's entries (GCounter, PNCounter, VectorClock: crdt/retired.hpp) and that is
+// the retiring replica (the smallest id among itself and its neighbours, which must be all
+// the other members) asks every other member to catch it up once each knows the removal,
+// and then retires what its state holds of the removed replicas. A round that is refused
+// (another replica should retire, a member does not know the removal yet, a member is down)
+// or not finished within `round_timeout` is tried again after `retry_after`.
+struct PruningOptions {
+  bool enabled = true;
+  std::chrono::milliseconds retry_after{5000};
+  std::chrono::milliseconds round_timeout{10000};
+};
+
 template <class T>
 struct ReplicaOptions {
   SyncOptions sync;  // protocol timing and bounds; see cluster/protocol.hpp for defaults
@@ -100,6 +113,7 @@ struct ReplicaOptions {
   NeighbourPolicy neighbours;
 
   ReadinessOptions readiness;
+  PruningOptions pruning;
 
   // Where the replica reads time and sets its timers; null: the real clocks and Asio timers
   // on the replica's executor. Tests pass a ManualClock to run in virtual time.

@@ -9,6 +9,9 @@
 #include <string>
 #include <type_traits>
 #include <variant>
+#include <vector>
+
+#include "crdt/dot.hpp"
 
 namespace deltacrdt {
 
@@ -93,9 +96,12 @@ struct DigestAnswer {
 };
 
 // Read concerns (docs/protocol.md): the sender asks the receiver to catch it up now, from a
-// snapshot taken after this request arrived.
+// snapshot taken after this request arrived. With `retiring` (pruning, docs/protocol.md,
+// "Pruning removed replicas"), the receiver agrees only if it knows every one of those
+// replica ids removed, and takes the sender for the replica that retires them.
 struct CatchUpRequest {
   std::uint64_t request = 0;
+  std::vector<ReplicaId> retiring{};  // strictly increasing
   friend bool operator==(const CatchUpRequest&, const CatchUpRequest&) = default;
 };
 
@@ -167,7 +173,7 @@ inline std::size_t wire_size(const SyncMessage& m) {
         } else if constexpr (std::is_same_v<M, DigestAnswer>) {
           return 1 + 16 + 1 + 8 + x.payload.size();
         } else if constexpr (std::is_same_v<M, CatchUpRequest>) {
-          return 1 + 8;
+          return 1 + 8 + 8 + 8 * x.retiring.size();
         } else {
           static_assert(std::is_same_v<M, DeltaAck> || std::is_same_v<M, DigestDone> ||
                         std::is_same_v<M, CatchUpStarted>);

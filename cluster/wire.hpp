@@ -4,6 +4,7 @@
 // count checked against the bytes present before anything is allocated. Pure functions.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -77,6 +78,7 @@ inline std::string encode_sync(std::string_view replica, PeerId from, PeerId to,
           w.bytes(x.payload);
         } else if constexpr (std::is_same_v<M, CatchUpRequest>) {
           w.u64(x.request);
+          detail::write_list(w, x.retiring);
         } else {
           static_assert(std::is_same_v<M, CatchUpStarted>);
           w.u64(x.request);
@@ -160,7 +162,11 @@ inline bool read_sync_fields(detail::ByteReader& r, std::uint8_t kind, SyncMessa
     }
     case SyncKind::catch_up_request: {
       CatchUpRequest m;
-      if (!r.u64(m.request)) return false;
+      if (!r.u64(m.request) || !r.list(m.retiring) ||
+          std::adjacent_find(m.retiring.begin(), m.retiring.end(),
+                             [](ReplicaId a, ReplicaId b) { return a >= b; }) != m.retiring.end()) {
+        return false;
+      }
       out = m;
       return true;
     }

@@ -73,6 +73,8 @@ class GCounter {
   }
 
   // Whether replica r's entry was retired (its total moved into another entry).
+  // Whether r has an entry here (what retire would move).
+  bool mentions(ReplicaId r) const { return entries_.get(r) != 0; }
   bool retired(ReplicaId r) const { return retired_.contains(r); }
   // How many retired marks this counter holds.
   std::size_t retired_count() const { return retired_.size(); }

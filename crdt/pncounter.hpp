@@ -60,6 +60,8 @@ class PNCounter {
     delta.n_ = n_.retire(removed, self);
     return delta;
   }
+  // Whether r has an entry in either half.
+  bool mentions(ReplicaId r) const { return p_.mentions(r) || n_.mentions(r); }
   // (Either half: a relayed part may carry one half's marks before the other's.)
   bool retired(ReplicaId r) const { return p_.retired(r) || n_.retired(r); }
   std::size_t retired_count() const { return p_.retired_count(); }

@@ -189,6 +189,8 @@ class VectorClock {
     delta.retired_.add(removed, self);
     return delta;
   }
+  // Whether r has an entry here (what retire would drop).
+  bool mentions(ReplicaId r) const { return entries_.get(r) != 0; }
   bool retired(ReplicaId r) const { return retired_.contains(r); }
   std::size_t retired_count() const { return retired_.size(); }
   // Forgets that r was retired, once no copy of its entry can arrive any more. Local.

@@ -75,8 +75,13 @@ inline SyncMessage message_from(MessageFields f) {
     case SyncKind::digest_answer:
       return DigestAnswer{n[0], n[1], static_cast<DigestStatus>(n[2] % (kLastDigestStatus + 1)),
                           std::move(f.payload)};
-    case SyncKind::catch_up_request:
-      return CatchUpRequest{n[0]};
+    case SyncKind::catch_up_request: {
+      // n[1], n[2]: up to two retiring ids (0: none), kept strictly increasing.
+      CatchUpRequest m{n[0], {}};
+      if (n[1] != 0) m.retiring.push_back(n[1]);
+      if (n[1] != 0 && n[2] > n[1]) m.retiring.push_back(n[2]);
+      return m;
+    }
     case SyncKind::catch_up_started:
       return CatchUpStarted{n[0], n[1]};
   }
@@ -111,7 +116,8 @@ inline MessageFields fields_of(const SyncMessage& m) {
           f.n = {x.transfer, x.request, static_cast<std::uint64_t>(x.status), 0};
           f.payload = x.payload;
         } else if constexpr (std::is_same_v<M, CatchUpRequest>) {
-          f.n = {x.request, 0, 0, 0};
+          f.n = {x.request, x.retiring.size() > 0 ? x.retiring[0] : 0,
+                 x.retiring.size() > 1 ? x.retiring[1] : 0, 0};
         } else {
           static_assert(std::is_same_v<M, CatchUpStarted>);
           f.n = {x.request, x.transfer, 0, 0};

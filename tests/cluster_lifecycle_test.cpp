@@ -17,6 +17,7 @@
 
 #include "cluster/node.hpp"
 #include "crdt/awlww_map.hpp"
+#include "crdt/pncounter.hpp"
 #include "tests/node_test_options.hpp"
 #include "tests/test_support.hpp"
 
@@ -164,6 +165,33 @@ TEST_SUITE("cluster.lifecycle") {
     (void)m3.put(std::string("new-n3"), std::string("z"), WriteConcern::all(5s)).get();
     CHECK(eventually([&] { return m2.get(std::string("new-n3")).get().has_value(); }));
     CHECK(eventually([&] { return size_of(m3) == 2; }));  // from-n3 and new-n3
+  }
+
+  TEST_CASE("a removed member's counts are retired into a live member's entry on every node") {
+    Node n1(options("n1"));
+    Node n2(options("n2", {n1.address()}));
+    auto n3 = std::make_unique<Node>(options("n3", {n1.address()}));
+    auto& c1 = n1.add_replica<PNCounter>("hits");
+    auto& c2 = n2.add_replica<PNCounter>("hits");
+    auto& c3 = n3->add_replica<PNCounter>("hits");
+    REQUIRE(eventually([&] { return n1.live_members().size() == 2 && n3->live_members().size() == 2; }));
+    const ReplicaId id3 = c3.id();
+    const auto value = [](Replica<PNCounter>& r) {
+      return r.read([](const PNCounter& c) { return c.value(); }).get();
+    };
+    (void)c3.mutate([id3](PNCounter& c) { return c.increment(id3, 7); }, WriteConcern::all(5s)).get();
+    (void)c2.mutate([id = c2.id()](PNCounter& c) { return c.increment(id, 1); }, WriteConcern::all(5s)).get();
+    n3.reset();
+    REQUIRE(eventually([&] { return n1.live_members().size() == 1; }));
+    CHECK(n1.remove_member("n3"));
+    const auto retired = [&](Replica<PNCounter>& r) {
+      return r.read([id3](const PNCounter& c) { return c.retired(id3) && !c.mentions(id3); }).get();
+    };
+    CHECK(eventually([&] { return retired(c1) && retired(c2); }));
+    CHECK(value(c1) == 8);
+    CHECK(value(c2) == 8);
+    // One entry per live replica at most: the retiring one (the smaller id) took n3's.
+    CHECK(c1.read([](const PNCounter& c) { return c.increments().size(); }).get() <= 2);
   }
 
   TEST_CASE("a member removed while it runs learns it at once and stays out") {
