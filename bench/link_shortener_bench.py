@@ -8,8 +8,12 @@ Starts a 3-node link-shortener cluster on 127.0.0.1 and drives node 1 with wrk:
   - a burst of 10,000 new links, timed until nodes 2 and 3 hold all of them.
 
 usage: link_shortener_bench.py PATH/TO/link-shortener [--duration S] [--connections N]
+                                [--json FILE]
+With --json, the figures are also written as JSON (bench/plot draws
+bench/results/link_shortener.json).
 """
 import argparse
+import json
 import os
 import re
 import shutil
@@ -117,6 +121,7 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", help="also write the figures to this file")
     a = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (scripts/setup installs it)")
@@ -173,6 +178,15 @@ def main():
         print(f"burst of {burst} links to n1: all on n1 after {seen[0]:.2f} s, on n2 after "
               f"{seen[1]:.2f} s, on n3 after {seen[2]:.2f} s "
               f"(replication lag after n1 had them: {max(seen[1:]) - seen[0]:.3f} s)")
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump({"nodes": 3, "duration_s": d, "connections": c, "threads": t,
+                           "routes": [{"route": name, **r} for name, r in results.items()],
+                           "burst": {"links": burst, "on_n1_s": round(seen[0], 4),
+                                     "on_n2_s": round(seen[1], 4),
+                                     "on_n3_s": round(seen[2], 4)}},
+                          f, indent=2)
+                f.write("\n")
     finally:
         for p, _ in nodes:
             p.send_signal(signal.SIGTERM)

@@ -2,14 +2,21 @@
 // LocalTransport (real encoding of every message), the io_context run by two threads. Measures: N
 // puts on A until B has them all; latency of one put against a synced 100k-key pair until B sees it
 // (on_diffs); a fresh replica catching up 100k and 1M keys; a replica that missed 1% of the
-// updates catching up; bytes sent for each. Prints Markdown.
+// updates catching up; bytes sent for each. Prints Markdown; with --json FILE also writes
+// every figure as JSON (bench/plot draws bench/results/replication.json).
+//
+// Usage: replication-bench [--sizes 100000,1000000] [--repeat 1] [--json FILE]
+//   --sizes: the key counts of the catch-up figures (the puts and latency figures use 100k)
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +36,16 @@ using bench::seconds_since;
 namespace {
 
 const std::string kValue(32, 'v');
+
+// One measured figure, for --json.
+struct Figure {
+  std::string id;  // puts, latency_p50, latency_p99, catch_up, missed_1pct
+  std::size_t n;
+  double value;      // seconds, or milliseconds for latency
+  double wire;       // bytes per key, per put or per update
+  bool ok;
+};
+std::vector<Figure> figures;
 
 // Waits (polling every 200 us) until replica r holds n keys; returns false on timeout.
 bool wait_size(Replica<Map>& r, std::size_t n, std::chrono::seconds limit) {
@@ -56,10 +73,11 @@ void puts_until_replicated(std::size_t n) {
   fill(a, n);
   const bool ok = wait_size(b, n, 60s);
   const double s = seconds_since(start);
+  const double wire = static_cast<double>(net.bytes_sent()) / static_cast<double>(n);
   std::printf(
       "| %zu puts on A until B has them all | %.3f s (%.2f M keys/s) | %.1f bytes/key |%s\n", n, s,
-      static_cast<double>(n) / s / 1e6,
-      static_cast<double>(net.bytes_sent()) / static_cast<double>(n), ok ? "" : " TIMEOUT");
+      static_cast<double>(n) / s / 1e6, wire, ok ? "" : " TIMEOUT");
+  figures.push_back({"puts", n, s, wire, ok});
 }
 
 void put_latency(std::size_t n, int samples) {
@@ -103,10 +121,13 @@ void put_latency(std::size_t n, int samples) {
   const auto pct = [&](double p) {
     return ms[static_cast<std::size_t>(p * static_cast<double>(ms.size() - 1))];
   };
+  const double wire = static_cast<double>(net.bytes_sent() - bytes0) / samples;
   std::printf(
       "| latency of one put against %zu keys until visible on B (%d samples) | p50 %.2f ms, p99 "
       "%.2f ms | %.0f bytes/put |\n",
-      n, samples, pct(0.5), pct(0.99), static_cast<double>(net.bytes_sent() - bytes0) / samples);
+      n, samples, pct(0.5), pct(0.99), wire);
+  figures.push_back({"latency_p50", n, pct(0.5), wire, true});
+  figures.push_back({"latency_p99", n, pct(0.99), wire, true});
   cb_guard.reset();
   cb_thread.join();
 }
@@ -123,9 +144,10 @@ void catch_up(std::size_t n) {
   b.set_neighbours({1});
   const bool ok = wait_size(b, n, 120s);
   const double s = seconds_since(start);
-  std::printf("| fresh replica catching up %zu keys | %.3f s | %.1f bytes/key |%s\n", n, s,
-              static_cast<double>(net.bytes_sent() - bytes0) / static_cast<double>(n),
+  const double wire = static_cast<double>(net.bytes_sent() - bytes0) / static_cast<double>(n);
+  std::printf("| fresh replica catching up %zu keys | %.3f s | %.1f bytes/key |%s\n", n, s, wire,
               ok ? "" : " TIMEOUT");
+  figures.push_back({"catch_up", n, s, wire, ok});
 }
 
 // A synced pair; B is cut off while A updates 1% of the keys, long enough for A's delta buffer
@@ -175,20 +197,75 @@ void missed_one_percent(std::size_t n) {
       static_cast<double>(catch_up_bytes) / static_cast<double>(updates),
       static_cast<double>(encode(a.snapshot().get()).size()) / static_cast<double>(n),
       ok ? "" : " TIMEOUT");
+  figures.push_back({"missed_1pct", n, s,
+                     static_cast<double>(catch_up_bytes) / static_cast<double>(updates), ok});
+}
+
+void write_json(const std::string& path, int repeat) {
+  std::ofstream f(path);
+  if (!f) {
+    std::fprintf(stderr, "replication-bench: cannot write %s\n", path.c_str());
+    std::exit(1);
+  }
+  f << "{\n  \"repeat\": " << repeat << ",\n  \"figures\": [\n";
+  for (std::size_t i = 0; i < figures.size(); ++i) {
+    const Figure& x = figures[i];
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "    {\"id\": \"%s\", \"n\": %zu, \"value\": %.6g, \"wire\": %.6g, \"ok\": %s}%s\n",
+                  x.id.c_str(), x.n, x.value, x.wire, x.ok ? "true" : "false",
+                  i + 1 < figures.size() ? "," : "");
+    f << line;
+  }
+  f << "  ]\n}\n";
+}
+
+std::vector<std::size_t> parse_sizes(const std::string& list) {
+  std::vector<std::size_t> out;
+  std::size_t at = 0;
+  while (at <= list.size()) {
+    const std::size_t comma = std::min(list.find(',', at), list.size());
+    out.push_back(static_cast<std::size_t>(std::stoull(list.substr(at, comma - at))));
+    at = comma + 1;
+  }
+  return out;
 }
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  std::vector<std::size_t> sizes{100000, 1000000};
+  int repeat = 1;
+  std::string json;
+  try {
+    for (int i = 1; i < argc; ++i) {
+      const std::string arg = argv[i];
+      if (i + 1 >= argc) throw std::invalid_argument(arg);
+      if (arg == "--sizes") {
+        sizes = parse_sizes(argv[++i]);
+      } else if (arg == "--repeat") {
+        repeat = std::max(1, std::stoi(argv[++i]));
+      } else if (arg == "--json") {
+        json = argv[++i];
+      } else {
+        throw std::invalid_argument(arg);
+      }
+    }
+  } catch (const std::exception&) {
+    std::fprintf(stderr,
+                 "usage: replication-bench [--sizes 100000,1000000] [--repeat 1] [--json FILE]\n");
+    return 2;
+  }
   std::printf(
       "## replication-bench: two replicas, one io_context on two threads, LocalTransport\n\n");
   std::printf("| figure | result | wire |\n|---|---|---|\n");
   std::fflush(stdout);
-  puts_until_replicated(100000);
-  put_latency(100000, 300);
-  catch_up(100000);
-  catch_up(1000000);
-  missed_one_percent(100000);
-  missed_one_percent(1000000);
+  for (int run = 0; run < repeat; ++run) {
+    puts_until_replicated(100000);
+    put_latency(100000, 300);
+    for (const std::size_t n : sizes) catch_up(n);
+    for (const std::size_t n : sizes) missed_one_percent(n);
+  }
+  if (!json.empty()) write_json(json, repeat);
   return 0;
 }
