@@ -229,7 +229,7 @@ void NodeImpl::host_replica(const std::string& name, detail::HostedReplica repli
   for (const RemovedMember& r : removed_.records()) {
     if (!self_removed_ && names_self(r)) become_removed(r, events);
   }
-  tell_replicas_removed(it->second.get());
+  if (!removed_.empty()) tell_replicas_removed(it->second.get());
   update_neighbours();
   broadcast_gossip();
   lock.unlock();

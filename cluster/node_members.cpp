@@ -210,7 +210,10 @@ void NodeImpl::become_removed(const RemovedMember& record, std::vector<MemberEve
 
 void NodeImpl::lifecycle_round(std::chrono::steady_clock::time_point now,
                                std::vector<MemberEvent>& events) {
-  if (removed_.expire(wall_clock_ms()) != 0) persist_removed();
+  if (removed_.expire(wall_clock_ms()) != 0) {
+    persist_removed();
+    tell_replicas_removed();  // ids of expired records are no longer removed
+  }
   if (self_removed_) return;
   std::vector<std::string> overdue;
   for (const auto& [n, m] : table_.members()) {
@@ -237,7 +240,6 @@ void NodeImpl::lifecycle_round(std::chrono::steady_clock::time_point now,
 }
 
 void NodeImpl::tell_replicas_removed(Hosted* one) {
-  if (removed_.empty()) return;
   const std::vector<ReplicaId>& ids = removed_.replica_ids();
   for (auto& [name, h] : hosted_) {
     if (!h->ready || (one != nullptr && h.get() != one)) continue;

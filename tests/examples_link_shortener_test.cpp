@@ -244,5 +244,10 @@ TEST_SUITE("examples.link_shortener") {
     CHECK(eventually([&] { return n.b->removed(); }));
     CHECK(n.call(*n.api_b, http::verb::get, "/_ready").result() ==
           http::status::service_unavailable);
+    CHECK(n.call(*n.api_b, http::verb::get, "/metrics").body().find("deltacrdt_node_removed 1\n") !=
+          std::string::npos);
+    const std::string metrics_a = n.call(*n.api_a, http::verb::get, "/metrics").body();
+    CHECK(metrics_a.find("deltacrdt_node_members_removed 1\n") != std::string::npos);
+    CHECK(metrics_a.find("deltacrdt_node_removed 0\n") != std::string::npos);
   }
 }

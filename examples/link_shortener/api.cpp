@@ -384,6 +384,12 @@ asio::awaitable<Response> Api::metrics(const Request& req) {
   counter("members_forgotten_total", "Members learned by gossip, never reached, forgotten.",
           n.members_forgotten);
   counter("members", "Members known (linked or not).", n.members, "gauge");
+  counter("members_removed", "Removal records held: members removed from the cluster.",
+          n.members_removed, "gauge");
+  counter("removed_refused_total", "Links closed because the peer is a removed member.",
+          n.removed_refused);
+  counter("removed", "1 when this node learned that it was removed from the cluster.",
+          node_.removed() ? 1 : 0, "gauge");
   counter("replica_type_mismatches",
           "Namesake replicas of another CRDT type on linked nodes (never neighbours).",
           n.replica_type_mismatches, "gauge");
