@@ -140,6 +140,12 @@ class AWLWWMap {
   void for_each(F&& f) const {
     for (const Entry& e : table_) f(e.key, e.head.value);
   }
+  // Calls f(const K&, const Slot&) for every key with its winning write (value, timestamp,
+  // dot); order unspecified.
+  template <class F>
+  void for_each_winner(F&& f) const {
+    for (const Entry& e : table_) f(e.key, e.head);
+  }
 
   // ---- catch-up by key-hash ranges (crdt/bucketed.hpp, docs/protocol.md) ----
 

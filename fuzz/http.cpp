@@ -86,6 +86,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case Route::answered:
       require(plan.status >= 400 && plan.status < 500, "a refusal is a 4xx");
       break;
+    case Route::api_list:
+      require(plan.limit >= 1 && plan.limit <= 100, "a listing's limit is 1-100");
+      break;
+    case Route::asset:
+      require(plan.code == "app.js" || plan.code == "app.css", "only the page's own files");
+      break;
     default:
       break;
   }

@@ -315,6 +315,10 @@ void http_corpus() {
   const auto req = [](const std::string& name, const std::string& bytes) {
     seed("http", name, FuzzWriter().u16(97).bytes(bytes).str());
   };
+  req("page", "GET / HTTP/1.1\r\nHost: s\r\n\r\n");
+  req("list", "GET /api/links?limit=10&cursor=00000000000f4240-abc HTTP/1.1\r\nHost: s\r\n\r\n");
+  req("remove_member",
+      "DELETE /_cluster/members/n%33 HTTP/1.1\r\nHost: s\r\nAuthorization: Bearer x\r\n\r\n");
   req("shorten_form",
       "POST / HTTP/1.1\r\nHost: s\r\nContent-Type: application/x-www-form-urlencoded\r\n"
       "Content-Length: 29\r\n\r\nurl=https%3A%2F%2Fexample.com");

@@ -7,6 +7,9 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include <boost/json.hpp>
 
 #include "cluster/io_threads.hpp"
 #include "examples/link_shortener/api.hpp"
@@ -70,6 +73,12 @@ struct TwoNodes {
     to_b.restore();
   }
   bool linked() { return a->live_members().size() == 1 && b->live_members().size() == 1; }
+
+  // Runs a LinkStore coroutine to its end.
+  template <class F>
+  void call_store(LinkStore& store, F f) {
+    asio::co_spawn(io.context(), f(store), asio::use_future).get();
+  }
 
   Response call(Api& api, http::verb method, const std::string& target, std::string body = "",
                 std::string authorization = "") {
@@ -249,5 +258,74 @@ TEST_SUITE("examples.link_shortener") {
     const std::string metrics_a = n.call(*n.api_a, http::verb::get, "/metrics").body();
     CHECK(metrics_a.find("deltacrdt_node_members_removed 1\n") != std::string::npos);
     CHECK(metrics_a.find("deltacrdt_node_removed 0\n") != std::string::npos);
+  }
+
+  TEST_CASE("the web page and its files are served with a policy that runs only this node's "
+            "script; the listing pages newest first; the panel compares members") {
+    TwoNodes n;
+    n.heal();
+    REQUIRE(eventually([&] { return n.linked(); }));
+    const Response page = n.call(*n.api_a, http::verb::get, "/");
+    CHECK(page.result() == http::status::ok);
+    CHECK(page[http::field::content_type] == "text/html; charset=utf-8");
+    CHECK(page["Content-Security-Policy"].find("script-src 'self'") != std::string_view::npos);
+    CHECK(page["X-Content-Type-Options"] == "nosniff");
+    CHECK(page.body().find("<label for=\"url\">") != std::string::npos);
+    CHECK(n.call(*n.api_a, http::verb::get, "/static/app.js")[http::field::content_type] ==
+          "text/javascript; charset=utf-8");
+    CHECK(n.call(*n.api_a, http::verb::get, "/static/app.css").result() == http::status::ok);
+    CHECK(n.call(*n.api_a, http::verb::get, "/static/other.js").result() == http::status::not_found);
+    CHECK(n.call(*n.api_a, http::verb::put, "/").result() == http::status::method_not_allowed);
+
+    std::vector<std::string> codes;
+    for (int i = 0; i < 3; ++i) {
+      const Response r = n.call(*n.api_a, http::verb::post, "/",
+                                "url=https://list.example/" + std::to_string(i));
+      REQUIRE(r.result() == http::status::created);
+      codes.push_back(r.body());
+    }
+    (void)n.call(*n.api_a, http::verb::get, "/" + codes[0]);  // one redirect
+    const auto json_of = [&](const std::string& target) {
+      const Response r = n.call(*n.api_a, http::verb::get, target);
+      REQUIRE(r.result() == http::status::ok);
+      return boost::json::parse(r.body()).as_object();
+    };
+    const auto first = json_of("/api/links?limit=2");
+    REQUIRE(first.at("links").as_array().size() == 2);
+    CHECK(first.at("links").as_array()[0].at("code").as_string() == codes[2]);  // newest first
+    CHECK(first.at("links").as_array()[1].at("code").as_string() == codes[1]);
+    REQUIRE(first.at("next").is_string());
+    const std::string next(first.at("next").as_string());
+    const auto second = json_of("/api/links?limit=2&cursor=" + next);
+    REQUIRE(second.at("links").as_array().size() == 1);
+    const auto& last = second.at("links").as_array()[0].as_object();
+    CHECK(last.at("code").as_string() == codes[0]);
+    CHECK(last.at("url").as_string() == "https://list.example/0");
+    CHECK(last.at("redirects").as_int64() == 1);
+    CHECK(last.at("short_url").as_string() == "http://short.test/" + codes[0]);
+    CHECK(second.at("next").is_null());
+    CHECK(n.call(*n.api_a, http::verb::get, "/api/links?limit=0").result() == http::status::bad_request);
+    CHECK(n.call(*n.api_a, http::verb::get, "/api/links?limit=101").result() == http::status::bad_request);
+    CHECK(n.call(*n.api_a, http::verb::get, "/api/links?cursor=zz").result() == http::status::bad_request);
+
+    // The panel: a's own figures, and b's once b published them (main does it every second).
+    const auto panel = json_of("/api/cluster");
+    CHECK(panel.at("node").as_string() == "a");
+    const auto& members = panel.at("members").as_array();
+    REQUIRE(members.size() == 2);
+    CHECK(members[0].at("self").as_bool());
+    CHECK(members[0].at("links").as_int64() == 3);
+    CHECK(members[1].at("name").as_string() == "b");
+    CHECK(members[1].at("links").is_null());  // b has published nothing yet
+    CHECK_FALSE(panel.at("agree").as_bool());
+    REQUIRE(eventually([&] {
+      return n.store_b->links().read([](const Links& m) { return m.size(); }).get() == 3 &&
+             n.store_b->redirects().read([](const Redirects& r) { return r.size(); }).get() == 1;
+    }));
+    n.call_store(*n.store_b, [](LinkStore& s) { return s.publish_figures(); });
+    REQUIRE(eventually([&] {
+      const auto p = json_of("/api/cluster");
+      return p.at("members").as_array()[1].at("links").is_int64() && p.at("agree").as_bool();
+    }));
   }
 }

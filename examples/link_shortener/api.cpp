@@ -2,7 +2,9 @@
 // the classic routes and {"error": ...} on /api/.
 #include "examples/link_shortener/api.hpp"
 
+#include <cstdio>
 #include <exception>
+#include <map>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -10,6 +12,7 @@
 
 #include "cluster/file_storage.hpp"
 #include "examples/link_shortener/routes.hpp"
+#include "examples/link_shortener/web_assets.hpp"
 
 namespace deltacrdt::shortener {
 
@@ -126,6 +129,14 @@ asio::awaitable<Response> Api::dispatch(const Request& req, const RoutePlan& pla
       return ready(cluster(req));
     case Route::remove_member:
       return ready(remove_member(req, plan.code));
+    case Route::page:
+      return ready(page(req, ""));
+    case Route::asset:
+      return ready(page(req, plan.code));
+    case Route::api_list:
+      return list(req, plan.limit, plan.cursor);
+    case Route::api_cluster:
+      return cluster_panel(req);
     case Route::metrics:
       return metrics(req);
     case Route::aggregates:
@@ -264,6 +275,95 @@ asio::awaitable<std::optional<Response>> Api::unless_ready(const Request& req, b
                        "this node is still catching up with the cluster; retry shortly", as_json);
   res.set(http::field::retry_after, "1");
   co_return res;
+}
+
+Response Api::page(const Request& req, std::string_view name) const {
+  Response res{http::status::ok, req.version()};
+  if (name == "app.js") {
+    res.set(http::field::content_type, "text/javascript; charset=utf-8");
+    res.body() = std::string(app_js());
+  } else if (name == "app.css") {
+    res.set(http::field::content_type, "text/css; charset=utf-8");
+    res.body() = std::string(app_css());
+  } else {
+    res.set(http::field::content_type, "text/html; charset=utf-8");
+    res.body() = std::string(page_html());
+  }
+  // Only this node's own script, style and JSON: an injected script or a remote resource
+  // would be refused by the browser even if escaping ever failed.
+  res.set("Content-Security-Policy",
+          "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+          "img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("Referrer-Policy", "no-referrer");
+  res.set(http::field::cache_control, "no-cache");
+  return res;
+}
+
+asio::awaitable<Response> Api::list(const Request& req, std::size_t limit,
+                                    const std::string& cursor) {
+  // A cursor is "<16 hex digits of the timestamp>-<code>", as the previous page gave it.
+  std::optional<LinkStore::Cursor> after;
+  if (!cursor.empty()) {
+    const std::size_t dash = cursor.find('-');
+    unsigned long long ts = 0;
+    const std::string code = dash == std::string::npos ? "" : cursor.substr(dash + 1);
+    if (dash != 16 || std::sscanf(cursor.substr(0, 16).c_str(), "%16llx", &ts) != 1 ||
+        !looks_like_code(code)) {
+      co_return error(req, http::status::bad_request, "malformed cursor", true);
+    }
+    after = LinkStore::Cursor{ts, code};
+  }
+  auto listing = store_.recent(limit, after);
+  const LinkStore::Page page = co_await std::move(listing);
+  json::array links;
+  for (const auto& l : page.links) {
+    links.push_back(json::object{{"code", l.code},
+                                 {"url", l.url},
+                                 {"short_url", short_url(req, l.code)},
+                                 {"redirects", l.redirects},
+                                 {"written_ms", l.timestamp >> 16}});
+  }
+  json::value next = nullptr;
+  if (page.next) next = json::string(fmt::format("{:016x}-{}", page.next->timestamp, page.next->code));
+  co_return json_response(req, http::status::ok,
+                          json::object{{"links", std::move(links)}, {"next", std::move(next)}});
+}
+
+asio::awaitable<Response> Api::cluster_panel(const Request& req) {
+  auto mine = store_.figures();
+  const LinkStore::Figures here = co_await std::move(mine);
+  auto published = store_.published_figures();
+  const std::map<std::string, LinkStore::Figures> figures = co_await std::move(published);
+  json::array members;
+  members.push_back(json::object{{"name", node_.name()},
+                                 {"status", "up"},
+                                 {"self", true},
+                                 {"links", here.links},
+                                 {"in_sync", true}});
+  // Every member up publishes what it holds about once a second; they agree when each one
+  // up holds the same writes as this node (its last figures may lag by that second).
+  bool agree = true;
+  for (const MemberInfo& m : node_.members()) {
+    json::object member{{"name", m.name}, {"status", to_string(m.status)}, {"self", false}};
+    auto f = figures.find(m.name);
+    if (f == figures.end() || m.status == MemberInfo::Status::removed) {
+      member["links"] = nullptr;
+      member["in_sync"] = nullptr;
+      agree = agree && m.status != MemberInfo::Status::up;
+    } else {
+      const bool same = f->second.links_digest == here.links_digest &&
+                        f->second.redirects_digest == here.redirects_digest;
+      member["links"] = f->second.links;
+      member["in_sync"] = same;
+      if (m.status == MemberInfo::Status::up) agree = agree && same;
+    }
+    members.push_back(std::move(member));
+  }
+  co_return json_response(req, http::status::ok,
+                          json::object{{"node", node_.name()},
+                                       {"members", std::move(members)},
+                                       {"agree", agree}});
 }
 
 std::optional<Response> Api::unless_admin(const Request& req) const {

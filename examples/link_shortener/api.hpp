@@ -10,6 +10,9 @@
 //   GET  /_health (liveness), /_ready (200, or 503 until caught up), /_cluster (JSON),
 //        /metrics (Prometheus text)
 //   DELETE /_cluster/members/<name>  (admin: Authorization: Bearer <token>) -> 200 JSON
+//   GET  /  (the web page), /static/app.js, /static/app.css
+//   GET  /api/links?limit=N&cursor=C -> {"links":[{"code","url","short_url","redirects",
+//        "written_ms"}],"next"}; GET /api/cluster -> {"node","members":[...],"agree"}
 //
 // Thread-safe: handle() runs concurrently for different connections. The store, node and
 // metrics must outlive the Api.
@@ -19,6 +22,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "cluster/node.hpp"
 #include "examples/link_shortener/http_server.hpp"
@@ -70,6 +74,13 @@ class Api {
   asio::awaitable<Response> describe(const Request& req, const std::string& code);
   asio::awaitable<Response> metrics(const Request& req);
   asio::awaitable<Response> readiness(const Request& req);
+  // GET / and its two files (web_assets.hpp), with headers that keep the page from running
+  // anything not served here.
+  Response page(const Request& req, std::string_view name) const;
+  // GET /api/links?limit=N&cursor=C: recent links, newest first, with their counts.
+  asio::awaitable<Response> list(const Request& req, std::size_t limit, const std::string& cursor);
+  // GET /api/cluster: members, the links each holds, and whether they hold the same writes.
+  asio::awaitable<Response> cluster_panel(const Request& req);
   // DELETE /_cluster/members/<name> (an admin route): Node::remove_member.
   Response remove_member(const Request& req, const std::string& name);
   // Whether the request carries the admin token; otherwise the answer to send (401, or 403

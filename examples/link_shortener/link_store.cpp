@@ -6,8 +6,15 @@
 #include "examples/link_shortener/link_store.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <exception>
+#include <map>
+#include <string_view>
+#include <tuple>
 #include <utility>
+#include <vector>
+
+#include "base/bytes.hpp"
 
 namespace deltacrdt::shortener {
 
@@ -27,7 +34,10 @@ LinkStore::LinkStore(Node& node, const SyncOptions& sync, const NeighbourPolicy&
                      const ReadinessOptions& readiness)
     : links_(node.add_replica<Links>(kLinksReplica, options<Links>(sync, neighbours, readiness))),
       redirects_(node.add_replica<Redirects>(kRedirectsReplica,
-                                             options<Redirects>(sync, neighbours, readiness))) {}
+                                             options<Redirects>(sync, neighbours, readiness))),
+      figures_(node.add_replica<FigureMap>(kFiguresReplica,
+                                           options<FigureMap>(sync, neighbours, readiness))),
+      node_name_(node.name()) {}
 
 asio::awaitable<std::optional<std::string>> LinkStore::shorten(std::string url,
                                                                WriteConcern concern) {
@@ -104,6 +114,127 @@ asio::awaitable<bool> LinkStore::remove(std::string code, WriteConcern concern) 
 asio::awaitable<std::size_t> LinkStore::size() {
   auto op = links_.read([](const Links& m) { return m.size(); }, asio::use_awaitable);
   co_return co_await std::move(op);
+}
+
+asio::awaitable<LinkStore::Page> LinkStore::recent(std::size_t limit,
+                                                   std::optional<Cursor> after) {
+  limit = std::max<std::size_t>(limit, 1);
+  // The newest `limit + 1` links before the cursor, chosen in the replica's turn with a
+  // heap of positions (only the winners' strings are copied out); the extra one says
+  // whether a next page exists.
+  auto choose = [limit, after = std::move(after)](const Links& m) {
+    struct Candidate {
+      std::uint64_t ts;
+      std::string_view code;
+      std::string_view url;
+    };
+    const auto newer = [](const Candidate& a, const Candidate& b) {
+      return std::tie(a.ts, a.code) > std::tie(b.ts, b.code);
+    };
+    std::vector<Candidate> heap;  // a min-heap under `newer`: its front is the oldest kept
+    heap.reserve(limit + 1);
+    m.for_each_winner([&](const CompactString& code, const Links::Slot& slot) {
+      const Candidate c{slot.ts.value, code.view(), slot.value.view()};
+      if (after && !(std::tie(c.ts, c.code) < std::tie(after->timestamp, after->code))) return;
+      if (heap.size() == limit + 1) {
+        if (!newer(c, heap.front())) return;
+        std::pop_heap(heap.begin(), heap.end(), newer);
+        heap.back() = c;
+      } else {
+        heap.push_back(c);
+      }
+      std::push_heap(heap.begin(), heap.end(), newer);
+    });
+    std::sort_heap(heap.begin(), heap.end(), newer);  // newest first
+    Page page;
+    for (std::size_t i = 0; i < heap.size() && i < limit; ++i) {
+      page.links.push_back({std::string(heap[i].code), std::string(heap[i].url), heap[i].ts, 0});
+    }
+    if (heap.size() > limit) page.next = Cursor{page.links.back().timestamp, page.links.back().code};
+    return page;
+  };
+  auto listing = links_.read(std::move(choose), asio::use_awaitable);
+  Page page = co_await std::move(listing);
+  std::vector<std::string> codes;
+  for (const Listed& l : page.links) codes.push_back(l.code);
+  auto counting = redirects_.read(
+      [codes = std::move(codes)](const Redirects& r) {
+        std::vector<std::int64_t> counts;
+        for (const std::string& code : codes) {
+          const auto* counter = r.find(code);
+          counts.push_back(counter == nullptr ? 0 : CausalCounter::read(*counter));
+        }
+        return counts;
+      },
+      asio::use_awaitable);
+  const std::vector<std::int64_t> counts = co_await std::move(counting);
+  for (std::size_t i = 0; i < page.links.size(); ++i) page.links[i].redirects = counts[i];
+  co_return page;
+}
+
+asio::awaitable<LinkStore::Figures> LinkStore::figures() {
+  const auto context_digest = [](const CausalContext& c) {
+    std::string buf;
+    c.append_canonical(buf);
+    return detail::hash_bytes(buf);
+  };
+  auto links_op = links_.read(
+      [&](const Links& m) { return std::pair{m.size(), context_digest(m.context())}; },
+      asio::use_awaitable);
+  const auto [links, links_digest] = co_await std::move(links_op);
+  auto redirects_op = redirects_.read(
+      [&](const Redirects& r) { return context_digest(r.context()); }, asio::use_awaitable);
+  const std::uint64_t redirects_digest = co_await std::move(redirects_op);
+  co_return Figures{links, links_digest, redirects_digest};
+}
+
+namespace {
+// A node's figures as the figures replica holds them: "links links_digest redirects_digest"
+// (decimal, then two 16-digit hex digests).
+std::string format_figures(const LinkStore::Figures& f) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%zu %016llx %016llx", f.links,
+                static_cast<unsigned long long>(f.links_digest),
+                static_cast<unsigned long long>(f.redirects_digest));
+  return buf;
+}
+std::optional<LinkStore::Figures> parse_figures(std::string_view s) {
+  LinkStore::Figures f;
+  unsigned long long links = 0, a = 0, b = 0;
+  const std::string copy(s);
+  if (std::sscanf(copy.c_str(), "%llu %llx %llx", &links, &a, &b) != 3) return std::nullopt;
+  f.links = static_cast<std::size_t>(links);
+  f.links_digest = a;
+  f.redirects_digest = b;
+  return f;
+}
+}  // namespace
+
+asio::awaitable<void> LinkStore::publish_figures() {
+  auto computing = figures();
+  const std::string mine = format_figures(co_await std::move(computing));
+  auto reading = figures_.read(
+      [name = node_name_](const FigureMap& m) {
+        const std::string* v = m.find(name);
+        return v == nullptr ? std::string() : *v;
+      },
+      asio::use_awaitable);
+  if (co_await std::move(reading) == mine) co_return;  // unchanged: nothing to replicate
+  auto writing = figures_.put(node_name_, mine, WriteConcern::local(), asio::use_awaitable);
+  (void)co_await std::move(writing);
+}
+
+asio::awaitable<std::map<std::string, LinkStore::Figures>> LinkStore::published_figures() {
+  auto reading = figures_.read(
+      [](const FigureMap& m) {
+        std::map<std::string, Figures> out;
+        m.for_each([&](const std::string& node, const std::string& value) {
+          if (auto f = parse_figures(value)) out.emplace(node, *f);
+        });
+        return out;
+      },
+      asio::use_awaitable);
+  co_return co_await std::move(reading);
 }
 
 asio::awaitable<bool> LinkStore::ready() {

@@ -1,6 +1,7 @@
-// LinkStore: the link shortener's replicated state on a Node. Two replicas: "links", an
-// AWLWWMap code -> URL, and "redirects", an ORMap of per-code CausalCounters (each node
-// counts its own redirects; the value read is the cluster-wide sum once replicated).
+// LinkStore: the link shortener's replicated state on a Node. Three replicas: "links", an
+// AWLWWMap code -> URL; "redirects", an ORMap of per-code CausalCounters (each node counts
+// its own redirects; the value read is the cluster-wide sum once replicated); and
+// "figures", each node's own figures under its name, for the web page's cluster panel.
 //
 // Thread-safe (every call goes through the replicas' strands); the awaitables complete on
 // the caller's executor. The Node must outlive the store. Implemented in link_store.cpp, so
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -41,8 +43,11 @@ class LinkStore {
   // The names of the two replicas on every node.
   static constexpr const char* kLinksReplica = "links";
   static constexpr const char* kRedirectsReplica = "redirects";
+  // Each node's Figures, under its name, for every node's cluster panel.
+  static constexpr const char* kFiguresReplica = "figures";
+  using FigureMap = AWLWWMap<std::string, std::string>;
 
-  // Hosts the two replicas on `node`, both with protocol options `sync`, pushing to the
+  // Hosts the three replicas on `node`, all with protocol options `sync`, pushing to the
   // nodes `neighbours` chooses, ready as `readiness` says.
   LinkStore(Node& node, const SyncOptions& sync, const NeighbourPolicy& neighbours = {},
             const ReadinessOptions& readiness = {});
@@ -75,6 +80,46 @@ class LinkStore {
 
   asio::awaitable<std::size_t> size();
 
+  // ---- the web page's listing and cluster panel (docs/link-shortener.md) ----
+
+  // A link as listed: its code and URL, the HLC timestamp of its latest write (physical
+  // milliseconds since the Unix epoch in the high 48 bits), and its redirects counted
+  // cluster-wide as far as this node knows.
+  struct Listed {
+    std::string code;
+    std::string url;
+    std::uint64_t timestamp = 0;
+    std::int64_t redirects = 0;
+  };
+  // Where a page of the listing starts: after the link with this timestamp and code.
+  struct Cursor {
+    std::uint64_t timestamp = 0;
+    std::string code;
+    friend bool operator==(const Cursor&, const Cursor&) = default;
+  };
+  struct Page {
+    std::vector<Listed> links;
+    std::optional<Cursor> next;  // the cursor of the next page; none after the last
+  };
+  // The `limit` (at least 1) most recently written links after `after` (from the newest
+  // without it), newest first, ties broken by code. O(n log limit) over the n links held
+  // here: a listing scans the map, it is not an index.
+  asio::awaitable<Page> recent(std::size_t limit, std::optional<Cursor> after);
+
+  // What this node holds, for the cluster panel: how many links, and a digest of each
+  // replica's causal context (equal on two nodes exactly when they hold the same writes).
+  struct Figures {
+    std::size_t links = 0;
+    std::uint64_t links_digest = 0;
+    std::uint64_t redirects_digest = 0;
+    friend bool operator==(const Figures&, const Figures&) = default;
+  };
+  asio::awaitable<Figures> figures();
+  // Writes this node's figures into the figures replica when they changed (main calls it
+  // every second), and reads every node's as last published.
+  asio::awaitable<void> publish_figures();
+  asio::awaitable<std::map<std::string, Figures>> published_figures();
+
   // Whether both replicas are ready (ReadinessOptions): until then this node may not hold
   // links its peers hold, and "not found" is not an answer it can give.
   asio::awaitable<bool> ready();
@@ -88,6 +133,8 @@ class LinkStore {
  private:
   Replica<Links>& links_;
   Replica<Redirects>& redirects_;
+  Replica<FigureMap>& figures_;
+  std::string node_name_;
 };
 
 }  // namespace deltacrdt::shortener

@@ -1,10 +1,12 @@
 // link-shortener: one node of the replicated link shortener (docs/link-shortener.md).
 // Runs until SIGINT or SIGTERM, then lets in-flight requests finish, says goodbye to the
 // other nodes and exits 0.
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <exception>
 #include <memory>
+#include <thread>
 #include <variant>
 
 #include "cluster/node.hpp"
@@ -89,9 +91,39 @@ int main(int argc, char** argv) {
               node->address().c_str());
   std::fflush(stdout);
 
+  // Every second this node's figures go into the figures replica when they changed: the web
+  // page's cluster panel shows every member's (LinkStore::publish_figures).
+  asio::io_context figures_io;
+  asio::steady_timer figures_timer(figures_io);
+  bool figures_stopping = false;  // on figures_io's thread only
+  asio::co_spawn(
+      figures_io,
+      [&]() -> asio::awaitable<void> {
+        for (;;) {
+          try {
+            auto publishing = store->publish_figures();
+            co_await std::move(publishing);
+          } catch (const std::exception& e) {
+            logger->log(LogLevel::warn, "figures_not_published", {{"reason", e.what()}});
+          }
+          if (figures_stopping) co_return;
+          figures_timer.expires_after(std::chrono::seconds(1));
+          auto waiting = figures_timer.async_wait(asio::as_tuple(asio::use_awaitable));
+          auto [ec] = co_await std::move(waiting);
+          if (ec) co_return;
+        }
+      },
+      asio::detached);
+  std::thread figures_thread([&] { figures_io.run(); });
+
   int sig = 0;
   sigwait(&signals, &sig);
   logger->log(LogLevel::info, "shutting_down", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  asio::post(figures_io, [&] {
+    figures_stopping = true;
+    figures_timer.cancel();
+  });
+  figures_thread.join();
   server->stop();  // in-flight requests finish first (bounded)
   node->stop();    // goodbyes on every link; replicas flushed and closed
   return 0;

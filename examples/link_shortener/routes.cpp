@@ -40,11 +40,48 @@ RoutePlan with_code(Route route, std::string name, std::string_view code) {
 }  // namespace
 
 RoutePlan plan_route(verb method, std::string_view target, std::string_view body) {
+  const std::size_t query_at = target.find('?');
+  const std::string_view query =
+      query_at == std::string_view::npos
+          ? std::string_view{}
+          : target.substr(query_at + 1, target.find('#', query_at) - query_at - 1);
   target = target.substr(0, target.find_first_of("?#"));
   if (target.empty() || target.front() != '/') return answer("other", 404, "not found");
 
+  if (target == "/" && (method == verb::get || method == verb::head)) {
+    return with_code(Route::page, "page", {});
+  }
+  if (target.starts_with("/static/")) {
+    if (method != verb::get && method != verb::head) return not_allowed("asset", "GET, HEAD");
+    const std::string_view name = target.substr(8);
+    if (name != "app.js" && name != "app.css") return answer("asset", 404, "not found");
+    return with_code(Route::asset, "asset", name);
+  }
+  if (target == "/api/links" && method == verb::get) {
+    RoutePlan p = with_code(Route::api_list, "api_list", {});
+    p.json = true;
+    const std::optional<std::string> limit = form_field(query, "limit");
+    if (limit) {
+      std::size_t n = 0;
+      for (const char c : *limit) {
+        if (c < '0' || c > '9' || n > 1000) return answer("api_list", 400, "limit must be 1-100", true);
+        n = n * 10 + static_cast<std::size_t>(c - '0');
+      }
+      if (n < 1 || n > 100) return answer("api_list", 400, "limit must be 1-100", true);
+      p.limit = n;
+    }
+    p.cursor = form_field(query, "cursor").value_or("");
+    return p;
+  }
+  if (target == "/api/cluster") {
+    if (method != verb::get) return not_allowed("api_cluster", "GET");
+    RoutePlan p = with_code(Route::api_cluster, "api_cluster", {});
+    p.json = true;
+    return p;
+  }
+
   if (target == "/") {
-    if (method != verb::post) return not_allowed("shorten", "POST");
+    if (method != verb::post) return not_allowed("shorten", "GET, HEAD, POST");
     bool malformed = false;
     auto url = form_field(body, "url", &malformed);
     if (!url) {
@@ -60,7 +97,7 @@ RoutePlan plan_route(verb method, std::string_view target, std::string_view body
     return p;
   }
   if (target == "/api/links") {
-    if (method != verb::post) return not_allowed("api_create", "POST");
+    if (method != verb::post) return not_allowed("api_create", "GET, POST");
     boost::system::error_code ec;
     const boost::json::value parsed = boost::json::parse(body, ec);
     const boost::json::string* url = nullptr;

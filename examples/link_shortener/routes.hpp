@@ -18,6 +18,10 @@ enum class Route {
   ready,       // /_ready    (readiness: 503 until caught up)
   cluster,     // /_cluster
   remove_member,  // DELETE /_cluster/members/<name>  (admin)
+  page,        // GET /            (the web page)
+  asset,       // GET /static/<name>  (its script and style sheet; `code` is the name)
+  api_list,    // GET /api/links?limit=N&cursor=C  (recent links, newest first)
+  api_cluster,  // GET /api/cluster  (members, their figures, whether they agree)
   metrics,     // /metrics
   aggregates,  // GET /<code>/aggregates
   remove,      // DELETE /<code>
@@ -31,6 +35,8 @@ struct RoutePlan {
   std::string code;            // the code, for routes that take one (a plausible code);
                                // remove_member: the member's name (percent-decoded)
   std::string url;             // the URL, for shorten and api_create (not yet validated)
+  std::size_t limit = 20;      // api_list: links per page (1-100)
+  std::string cursor;          // api_list: where the page starts (empty: the newest)
   // For Route::answered: the status, a one-line reason, the Allow header of a 405, and
   // whether the route answers in JSON.
   unsigned status = 0;
