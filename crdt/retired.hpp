@@ -89,11 +89,25 @@ class RetiredIds {
   std::size_t size() const { return marks_.size(); }
   const std::vector<Mark>& marks() const { return marks_; }
 
-  void append_digest(std::string& buf) const {
+  // The digest of a per-replica map whose own digest is `entries_digest`, with these marks:
+  // that digest alone when there are none (values without marks keep their digests).
+  std::uint64_t digest_with(std::uint64_t entries_digest) const {
+    if (marks_.empty()) return entries_digest;
+    std::string buf;
+    append_canonical(buf, entries_digest);
     for (const Mark& m : marks_) {
       append_canonical(buf, m.retired);
       append_canonical(buf, m.owner);
     }
+    return hash_bytes(buf);
+  }
+
+  // Whether the marks are canonical and `entries` (anything with get(ReplicaId)) holds no
+  // entry of a retired id.
+  template <class Entries>
+  bool valid_with(const Entries& entries) const {
+    return valid() && std::none_of(marks_.begin(), marks_.end(),
+                                   [&](const Mark& m) { return entries.get(m.retired) != 0; });
   }
 
   bool valid() const {

@@ -232,18 +232,8 @@ class VectorClock {
   }
 
   bool is_bottom() const { return entries_.empty() && retired_.empty(); }
-  std::uint64_t digest() const {
-    if (retired_.empty()) return entries_.digest();
-    std::string buf;
-    detail::append_canonical(buf, entries_.digest());
-    retired_.append_digest(buf);
-    return detail::hash_bytes(buf);
-  }
-  bool valid() const {
-    if (!entries_.valid() || !retired_.valid()) return false;
-    return std::none_of(retired_.marks().begin(), retired_.marks().end(),
-                        [&](const auto& m) { return entries_.get(m.retired) != 0; });
-  }
+  std::uint64_t digest() const { return retired_.digest_with(entries_.digest()); }
+  bool valid() const { return entries_.valid() && retired_.valid_with(entries_); }
 
   // (replica, count) pairs sorted by replica.
   std::vector<std::pair<ReplicaId, std::uint64_t>> entries() const { return entries_.sorted(); }
